@@ -1,0 +1,52 @@
+# Two commands do everything on a fresh machine:
+#   make demo   -> installs into .venv, then runs the offline end-to-end demo on the embedded tiny kit
+#   make test   -> installs into .venv (with the reference packages for parity tests), then runs the suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch is pinned explicitly so CPU machines take the local CPU wheel instead of a multi-GB CUDA build;
+# override with `make TORCH_SPEC=torch==2.13.0+cu128 ...` or preinstall torch in the venv.
+TORCH_SPEC ?= torch==2.13.0
+PIP    := $(BIN)/python -m pip
+PIPQ   := $(PIP) install --quiet --disable-pip-version-check
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test lint format install install-dev bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIPQ) --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(PIP) show torch >/dev/null 2>&1 || $(PIPQ) "$(TORCH_SPEC)"
+	$(PIPQ) -e ".[serve,train]"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIPQ) -e ".[dev]"
+	# Reference implementation for parity tests, without its heavy declared deps (torchvision, spacy, stanza).
+	$(PIPQ) --no-deps "radeval==2.2.1"
+	-$(PIP) uninstall -y -q torchvision 2>/dev/null
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/rrg-trl demo $(DEMO_ARGS)
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_radcliq.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache outputs

@@ -1,0 +1,193 @@
+"""Where the scorer's weight files live, how they are checked, and how they are fetched.
+
+A model directory mirrors the hub ids it stands for, so the same folder works for the real weights
+(``rrg-reward download DIR``), for the embedded tiny kit (``rrg-reward make-tiny DIR``), and for an
+air-gapped copy of either::
+
+    DIR/distilroberta-base/                       BERTScore encoder (save_pretrained format)
+    DIR/bert-base-uncased/                        CheXbert config + tokenizer
+    DIR/StanfordAIMI/RRG_scorers/chexbert.pth     CheXbert weights {"model_state_dict": ...}
+    DIR/StanfordAIMI/RRG_scorers/radgraph.tar.gz  RadGraph (DyGIE++) archive, or radgraph/ extracted
+    DIR/<radgraph backbone hub id>/               named by the archive's config.json
+    DIR/checksums.sha256                          optional; verified at load when present
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+BERTSCORE_MODEL = "distilroberta-base"
+CHEXBERT_BACKBONE = "bert-base-uncased"
+SCORERS_REPO = "StanfordAIMI/RRG_scorers"
+CHEXBERT_FILE = "chexbert.pth"
+RADGRAPH_FILE = "radgraph.tar.gz"
+# The backbone named inside the official radgraph.tar.gz config.json (read from the archive at load time;
+# this constant is only what `download` fetches when the archive is not yet present).
+RADGRAPH_BACKBONE = "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext"
+CHECKSUMS = "checksums.sha256"
+
+# Files a hub model directory needs for config + tokenizer (+ weights where the weights come from it).
+_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt",
+                    "special_tokens_map.json"]
+
+
+class ModelFilesError(FileNotFoundError):
+    """A model directory is incomplete or does not match its recorded checksums."""
+
+
+def resolve_hub_id(model_dir: str | Path | None, name: str) -> str:
+    """``model_dir/name`` when that folder exists, else ``name`` unchanged (a hub id or an absolute path)."""
+    if model_dir is not None:
+        local = Path(model_dir) / name
+        if local.is_dir():
+            return str(local)
+    return name
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Resolved paths of every file RadCliQ needs, found in one model directory."""
+
+    root: Path
+    bertscore: Path
+    chexbert_backbone: Path
+    chexbert_weights: Path
+    radgraph: Path  # the .tar.gz archive or its extracted folder
+
+    @classmethod
+    def locate(cls, model_dir: str | Path, verify: bool = True) -> ModelFiles:
+        root = Path(model_dir).expanduser()
+        if not root.is_dir():
+            raise ModelFilesError(
+                f"model directory {root} does not exist; create it with `rrg-reward make-tiny {root}` "
+                f"(random test weights) or `rrg-reward download {root}` (the official weights)"
+            )
+        scorers = root / SCORERS_REPO
+        radgraph = scorers / RADGRAPH_FILE
+        if not radgraph.is_file() and (scorers / "radgraph").is_dir():
+            radgraph = scorers / "radgraph"
+        files = cls(
+            root=root,
+            bertscore=root / BERTSCORE_MODEL,
+            chexbert_backbone=root / CHEXBERT_BACKBONE,
+            chexbert_weights=scorers / CHEXBERT_FILE,
+            radgraph=radgraph,
+        )
+        missing = [str(p.relative_to(root)) for p in (files.bertscore, files.chexbert_backbone) if not p.is_dir()]
+        missing += [str(p.relative_to(root)) for p in (files.chexbert_weights,) if not p.is_file()]
+        if not files.radgraph.exists():
+            missing.append(f"{SCORERS_REPO}/{RADGRAPH_FILE} (or {SCORERS_REPO}/radgraph/)")
+        if missing:
+            raise ModelFilesError(f"model directory {root} is missing: {', '.join(missing)}")
+        if verify:
+            verify_checksums(root)
+        return files
+
+    def radgraph_backbone(self) -> str:
+        """The backbone hub id recorded in the RadGraph archive, resolved to a sibling folder if present."""
+        config = read_radgraph_config(self.radgraph)
+        name = config["model"]["embedder"]["token_embedders"]["bert"]["model_name"]
+        return resolve_hub_id(self.root, name)
+
+
+def read_radgraph_config(archive_or_dir: str | Path) -> dict:
+    """``config.json`` of a RadGraph archive (``.tar.gz``) or of its extracted folder."""
+    path = Path(archive_or_dir)
+    if path.is_dir():
+        return json.loads((path / "config.json").read_text())
+    with tarfile.open(path, "r:*") as tar:
+        member = next((m for m in tar.getmembers() if Path(m.name).name == "config.json"), None)
+        if member is None:
+            raise ModelFilesError(f"{path} has no config.json: not a RadGraph (DyGIE++) archive")
+        return json.loads(tar.extractfile(member).read())
+
+
+def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tracked_files(root: Path) -> list[Path]:
+    out = []
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath) / name
+            if name == CHECKSUMS or name.endswith(".lock") or ".cache" in p.relative_to(root).parts:
+                continue
+            out.append(p)
+    return sorted(out)
+
+
+def write_checksums(model_dir: str | Path) -> Path:
+    """Record ``sha256  relative/path`` for every file (``sha256sum -c`` can check it too)."""
+    root = Path(model_dir)
+    lines = [f"{sha256(p)}  {p.relative_to(root).as_posix()}" for p in _tracked_files(root)]
+    out = root / CHECKSUMS
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def read_checksums(model_dir: str | Path) -> dict[str, str]:
+    path = Path(model_dir) / CHECKSUMS
+    if not path.is_file():
+        return {}
+    table = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            digest, rel = line.split(maxsplit=1)
+            table[rel.strip()] = digest
+    return table
+
+
+def verify_checksums(model_dir: str | Path) -> dict[str, str]:
+    """Check every recorded file; raise naming each missing or mismatched one. No file, no check."""
+    root = Path(model_dir)
+    table = read_checksums(root)
+    bad = []
+    for rel, digest in table.items():
+        p = root / rel
+        if not p.is_file():
+            bad.append(f"{rel} (missing)")
+        elif sha256(p) != digest:
+            bad.append(f"{rel} (sha256 mismatch)")
+    if bad:
+        raise ModelFilesError(f"model directory {root} fails its {CHECKSUMS}: {', '.join(bad)}")
+    return table
+
+
+def download(model_dir: str | Path, revision: str | None = None) -> Path:
+    """Fetch the official files from the Hugging Face hub into the layout above and record checksums.
+
+    For air-gapped clusters: run once where the hub is reachable, then copy the folder.
+    """
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    root = Path(model_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    patterns = ["config.json", *_TOKENIZER_FILES]
+    snapshot_download(BERTSCORE_MODEL, local_dir=root / BERTSCORE_MODEL, revision=revision,
+                      allow_patterns=[*patterns, "model.safetensors"])
+    snapshot_download(CHEXBERT_BACKBONE, local_dir=root / CHEXBERT_BACKBONE, revision=revision,
+                      allow_patterns=patterns)
+    scorers = root / SCORERS_REPO
+    for name in (CHEXBERT_FILE, RADGRAPH_FILE):
+        hf_hub_download(SCORERS_REPO, name, local_dir=scorers, revision=revision)
+    backbone = read_radgraph_config(scorers / RADGRAPH_FILE)["model"]["embedder"]["token_embedders"]["bert"][
+        "model_name"
+    ]
+    snapshot_download(backbone, local_dir=root / backbone, revision=revision, allow_patterns=patterns)
+    for cache in root.rglob(".cache"):
+        if cache.is_dir():
+            import shutil
+
+            shutil.rmtree(cache, ignore_errors=True)
+    write_checksums(root)
+    return root

@@ -1,0 +1,97 @@
+"""Offline tokenizer training in the formats of the hub tokenizers the metrics load.
+
+``bert-base-uncased`` and PubMedBERT are uncased WordPiece tokenizers with ``[PAD]`` at id 0;
+``distilroberta-base`` is a byte-level BPE with ``<s>=0, <pad>=1, </s>=2, <unk>=3``. The trained
+tokenizers keep those conventions (the reference code relies on pad ids, e.g. BERTScore pads with 1),
+so the real loading code runs unchanged against them.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+
+
+def train_wordpiece_uncased(corpus: Iterable[str], out_dir: str | Path, vocab_size: int = 1200) -> Path:
+    """Train an uncased WordPiece tokenizer and save it as a ``BertTokenizerFast`` directory."""
+    from transformers import BertTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    alphabet = list(string.ascii_lowercase + string.digits + string.punctuation)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        special_tokens=BERT_SPECIALS,
+        initial_alphabet=alphabet,
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    # One word per character in a non-initial position, so every "##c" piece exists and no ASCII word
+    # falls back to [UNK] (the real vocabularies have them too).
+    coverage = " ".join(f"a{c}{c}" for c in string.ascii_lowercase + string.digits)
+    tok.train_from_iterator([*corpus, coverage], trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tok.decoder = decoders.WordPiece(prefix="##")
+    fast = BertTokenizerFast(
+        tokenizer_object=tok,
+        do_lower_case=True,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out)
+    tok.model.save(str(out))  # vocab.txt, as the hub directory has it
+    return out
+
+
+def train_byte_bpe(corpus: Iterable[str], out_dir: str | Path, vocab_size: int = 1200) -> Path:
+    """Train a byte-level BPE and save it as a ``RobertaTokenizerFast`` directory (distilroberta layout)."""
+    from transformers import RobertaTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=ROBERTA_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(corpus), trainer)
+    tok.add_special_tokens(["<mask>"])
+    tok.post_processor = processors.RobertaProcessing(
+        ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")), trim_offsets=True
+    )
+    fast = RobertaTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out)
+    tok.model.save(str(out))  # vocab.json + merges.txt, as the hub directory has them
+    return out

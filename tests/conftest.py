@@ -1,0 +1,41 @@
+"""Test-wide setup: offline hub, one tiny kit per session, and the shared public data when present."""
+
+from __future__ import annotations
+
+import os
+
+# Any accidental hub access must fail loudly instead of hanging (set before transformers is imported).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("RRG_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The scorer tiny kit (``rrg-reward make-tiny``), built once per test session."""
+    from reward_server.tinykit import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("tiny-kit") / "models", seed=0)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real public data); tests that need it skip cleanly on a user's fresh clone."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set RRG_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def iu_annotation(shared_data) -> Path:
+    path = shared_data / "iu_xray" / "r2gen_annotation.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path

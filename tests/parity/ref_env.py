@@ -1,0 +1,90 @@
+"""Run the reference implementation (radeval 2.2.1) offline on a model directory of ours.
+
+radeval hard-codes hub ids and reads from the Hugging Face / appdirs caches, whose paths are frozen when
+huggingface_hub, transformers or radeval are first imported. So the reference always runs in a fresh
+subprocess whose environment points those caches at a hand-built hub layout that links to our files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from reward_server.model_files import CHEXBERT_FILE, SCORERS_REPO, ModelFiles, read_radgraph_config
+
+FAKE_COMMIT = "0" * 40
+HERE = Path(__file__).resolve().parent
+
+
+def _hub_entry(hub_cache: Path, repo_id: str, src_dir: Path | None = None, files: dict[str, Path] | None = None):
+    """Create ``models--ORG--NAME/{refs/main, snapshots/<commit>/...}`` pointing at our files."""
+    entry = hub_cache / ("models--" + repo_id.replace("/", "--"))
+    snap = entry / "snapshots" / FAKE_COMMIT
+    snap.mkdir(parents=True, exist_ok=True)
+    (entry / "refs").mkdir(exist_ok=True)
+    (entry / "refs" / "main").write_text(FAKE_COMMIT)
+    items = dict(files or {})
+    if src_dir is not None:
+        items.update({p.name: p for p in src_dir.iterdir() if p.is_file()})
+    for name, path in items.items():
+        link = snap / name
+        if not link.exists():
+            link.symlink_to(path.resolve())
+
+
+def build_reference_cache(model_dir: str | Path, cache_root: str | Path) -> dict[str, str]:
+    """Lay out the caches radeval reads and return the environment variables that select them."""
+    files = ModelFiles.locate(model_dir, verify=False)
+    root = Path(cache_root)
+    hf_home = root / "hf"
+    hub = hf_home / "hub"
+    xdg = root / "xdg"
+    _hub_entry(hub, "distilroberta-base", files.bertscore)
+    _hub_entry(hub, "bert-base-uncased", files.chexbert_backbone)
+    backbone_id = read_radgraph_config(files.radgraph)["model"]["embedder"]["token_embedders"]["bert"]["model_name"]
+    _hub_entry(hub, backbone_id, Path(files.radgraph_backbone()))
+    # chexbert.pth: hf_hub_download(SCORERS_REPO, "chexbert.pth", cache_dir=user_cache_dir("chexbert"))
+    _hub_entry(xdg / "chexbert", SCORERS_REPO, files={CHEXBERT_FILE: files.chexbert_weights})
+    # RadGraph: an extracted, writable copy (AllenNLP writes a .lock into vocabulary/).
+    rg = xdg / "radgraph" / "0.1.18" / "radgraph"
+    if not rg.is_dir():
+        rg.mkdir(parents=True)
+        if files.radgraph.is_dir():
+            shutil.copytree(files.radgraph, rg, dirs_exist_ok=True)
+        else:
+            with tarfile.open(files.radgraph, "r:*") as tar:
+                tar.extractall(rg, filter="data")
+    return {
+        "HF_HOME": str(hf_home),
+        "HF_HUB_CACHE": str(hub),
+        "XDG_CACHE_HOME": str(xdg),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONHASHSEED": "0",
+        "NLTK_DATA": str(root / "nltk"),
+    }
+
+
+def run_reference(script: str, model_dir: str | Path, cache_root: str | Path, payload: dict, timeout: int = 1800):
+    """Run ``tests/parity/<script>`` in a clean subprocess with the reference caches; JSON in, JSON out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "XDG_"))}
+    env.update(build_reference_cache(model_dir, cache_root))
+    root = Path(cache_root)
+    inp, out = root / f"{script}.in.json", root / f"{script}.out.json"
+    inp.write_text(json.dumps(payload))
+    proc = subprocess.run(
+        [sys.executable, str(HERE / script), str(inp), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"reference run {script} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(out.read_text())
