@@ -7,8 +7,8 @@ What makes it comparable with published numbers, and what surprises people:
   0 and so is the score;
 - tokens are ``str.split()``, n = 1..4, hypothesis weights are clipped to the reference weights, and a
   Gaussian penalty ``exp(-delta² / (2·sigma²))`` with sigma = 6 is applied per n-gram order;
-- delta is the difference in *bigram* counts (pycocoevalcap counts length at the bigram order), not in
-  words; it equals the word-count difference except when a text has fewer than two words;
+- delta is the length difference; pycocoevalcap measures it in bigrams, which differs from words only
+  when a text is empty, and then the score is 0 anyway;
 - the per-sample value is the mean over n-gram orders, averaged over references, times 10; the corpus
   score is the mean over samples.
 """

@@ -126,7 +126,8 @@ class Meteor:
         self._lock = threading.Lock()
         # Both pipes are drained continuously so the JVM never blocks on a full pipe while we write.
         threading.Thread(target=self._pump_stdout, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
+        self._stderr_thread = threading.Thread(target=self._pump_stderr, daemon=True)
+        self._stderr_thread.start()
 
     def _pump_stdout(self) -> None:
         for line in self._process.stdout:
@@ -138,6 +139,8 @@ class Meteor:
             self._stderr.append(line.decode("utf-8", errors="replace").rstrip())
 
     def _failure(self, what: str) -> MeteorError:
+        if self._process.poll() is not None:
+            self._stderr_thread.join(timeout=5)  # a dead JVM's last words explain the failure
         tail = "\n".join(self._stderr)
         return MeteorError(f"Meteor {what} (exit code {self._process.poll()}){': ' + tail if tail else ''}")
 
