@@ -112,7 +112,8 @@ class Meteor:
             raise MeteorError(reason)
         jar_path = Path(jar) if jar is not None else Path(find_meteor_jar())
         self.timeout = timeout
-        command = [java or find_java(), "-jar", f"-Xmx{max_heap}", jar_path.name]
+        java = java or find_java()
+        command = [shutil.which(java) or os.path.abspath(java), "-jar", f"-Xmx{max_heap}", jar_path.name]
         command += ["-", "-", "-stdio", "-l", "en", "-norm"]
         self._process = subprocess.Popen(
             command,
@@ -148,7 +149,10 @@ class Meteor:
         try:
             line = self._lines.get(timeout=self.timeout)
         except queue.Empty:
-            raise self._failure(f"gave no answer within {self.timeout:.0f} s") from None
+            # A late answer would pair with the wrong request: stop the process so later calls fail loudly.
+            self._process.kill()
+            self._process.wait()
+            raise self._failure(f"gave no answer within {self.timeout:g} s") from None
         if line is _EOF:
             raise self._failure("stopped")
         return line

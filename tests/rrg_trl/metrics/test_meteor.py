@@ -129,3 +129,13 @@ def test_a_broken_jar_raises_instead_of_hanging(tmp_path):
         scorer.score(["a"], ["a"])
     table = compute_nlg_metrics(["a"], ["a"], meteor=Meteor(jar=jar, timeout=60))
     assert table.corpus["METEOR"] is None and table.unavailable["METEOR"].startswith("METEOR failed")
+
+
+@needs_meteor
+def test_a_silent_process_times_out_and_is_stopped():
+    """No answer in time (here: the JVM is still loading) raises, and the desynchronised process is killed."""
+    with Meteor(timeout=0.01) as scorer:
+        with pytest.raises(MeteorError, match="no answer within"):
+            scorer.score(["a"], ["a"])
+        with pytest.raises(MeteorError, match="not running"):
+            scorer.score(["a"], ["a"])
