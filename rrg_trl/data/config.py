@@ -200,8 +200,10 @@ def load_dataset_from_config(
         return result
     name = normalise_split(split)
     if name not in result:
+        hint = (
+            "; the Open-i archive alone gives the single split 'all'" if config.dataset == "iu_xray" else ""
+        )
         raise ValueError(
-            f"split {split!r} has no studies in {config.dataset} (available: {sorted(result)}); "
-            "the Open-i archive alone gives the single split 'all'"
+            f"split {split!r} has no studies in {config.dataset} (available: {sorted(result)}){hint}"
         )
     return result[name]
