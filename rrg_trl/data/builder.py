@@ -182,8 +182,10 @@ def build_dataset(
 
 
 def build_dataset_dict(records: list[StudyRecord], **kwargs) -> DatasetDict:
-    """Group records by ``split`` (first-seen order) and build one dataset per split."""
+    """Group records by ``split`` and build one dataset per split (train, val, test first, then others)."""
     by_split: dict[str, list[StudyRecord]] = {}
     for record in records:
         by_split.setdefault(record.split, []).append(record)
-    return DatasetDict({name: build_dataset(rows, **kwargs) for name, rows in by_split.items()})
+    order = {"train": 0, "val": 1, "test": 2}
+    names = sorted(by_split, key=lambda name: order.get(name, len(order)))
+    return DatasetDict({name: build_dataset(by_split[name], **kwargs) for name in names})

@@ -148,3 +148,13 @@ def test_split_helpers():
     assert quota.done()
     with pytest.raises(ValueError, match="max_samples"):
         SplitQuota(max_samples=0)
+
+
+def test_splits_come_out_in_canonical_order(records):
+    shuffled = [
+        StudyRecord("x", "r", records[1].images, "all", "iu_xray"),
+        StudyRecord("t", "r", records[1].images, "test", "iu_xray"),
+        StudyRecord("v", "r", records[1].images, "val", "iu_xray"),
+        StudyRecord("n", "r", records[1].images, "train", "iu_xray"),
+    ]
+    assert list(_build(shuffled)) == ["train", "val", "test", "all"]

@@ -18,7 +18,7 @@ def test_official_layout_views_sections_and_splits(fake_mimic):
         image_size=32,
         include_indication=True,
     )
-    assert set(ds) == {"train", "val", "test"}  # "validate" is normalised to "val"
+    assert list(ds) == ["train", "val", "test"]  # "validate" is normalised to "val"; canonical order
     train = ds["train"]
     assert train["id"] == ["s50000001"]
     row = train[0]
