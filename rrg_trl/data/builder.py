@@ -3,21 +3,21 @@
 Every loader produces :class:`StudyRecord` objects; :func:`build_dataset_dict` turns them into one
 ``datasets.Dataset`` per split with the columns below and installs :class:`XrayImageTransform`:
 
-============  ==========================================================================================
-``id``        study id (IU: R2Gen id ``CXR2384_IM-0942``; MIMIC: ``s50414267`` or the R2Gen dicom id)
-``prompt``    conversational messages (system + user), plain string content, no chat template
-``image``     one image per study: a PIL RGB image on access (stored as a path or PNG bytes);
-              with ``views="all"`` the column is ``images`` (a list) instead
-``report``    the reference text (chosen section, de-id policy, cleaning style applied)
-``split``     ``train`` / ``val`` / ``test`` (source names normalised: ``validate`` -> ``val``), or ``all``
-``source``    where the row comes from (``iu_xray``, ``mimic_cxr``, ``synthetic``,
-              ``iu_xray_text+synthetic_image``)
-``synthetic`` ``True`` when the image or the text was generated rather than real
-``indication``clinical indication when the source has one (``None`` otherwise)
-``view``      view of the single chosen image (``PA``, ``AP``, ``frontal``, ...; ``None`` when unknown)
-``completion``only with ``with_completion=True``: ``[{"role": "assistant", "content": report}]``
-              (SFTTrainer's prompt-completion format; GRPO must not get it)
-============  ==========================================================================================
+================  ==========================================================================================
+``id``            study id (IU: R2Gen id ``CXR2384_IM-0942``; MIMIC: ``s50414267`` or the R2Gen dicom id)
+``prompt``        conversational messages (system + user), plain string content, no chat template
+``image``         one image per study: a PIL RGB image on access (stored as a path or PNG bytes);
+                  with ``views="all"`` the column is ``images`` (a list) instead
+``report``        the reference text (chosen section, de-id policy, cleaning style applied)
+``split``         ``train`` / ``val`` / ``test`` (source names normalised: ``validate`` -> ``val``), or ``all``
+``source``        where the row comes from (``iu_xray``, ``mimic_cxr``, ``synthetic``,
+                  ``iu_xray_text+synthetic_image``)
+``synthetic``     ``True`` when the image or the text was generated rather than real
+``indication``    clinical indication when the source has one (``None`` otherwise)
+``view``          view of the single chosen image (``PA``, ``AP``, ``frontal``, ...; ``None`` when unknown)
+``completion``    only with ``with_completion=True``: ``[{"role": "assistant", "content": report}]``
+                  (SFTTrainer's prompt-completion format; leave it off for GRPO)
+================  ==========================================================================================
 """
 
 from __future__ import annotations
