@@ -20,7 +20,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(PIP) show torch >/dev/null 2>&1 || $(PIPQ) "$(TORCH_SPEC)"
-	$(PIPQ) -e ".[serve,train]"
+	$(PIPQ) -e ".[serve,train,eval]"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
