@@ -1,0 +1,305 @@
+"""The tiny policy kit: small RANDOM vision-language policies written in the official on-disk formats.
+
+No model hub is reachable in CI, so every training test (and the offline demo) loads a policy that this
+module writes: model weights + config (``save_pretrained``), an image processor, a byte-level BPE tokenizer
+trained offline on synthetic report text (:mod:`reward_server.tinykit.corpus`) and a chat template. Each
+directory loads with ``AutoModelForImageTextToText`` + ``AutoProcessor`` exactly like the hub checkpoint of
+its family, so the real loading code (:mod:`rrg_trl.modeling.loading`) and TRL run unchanged against it.
+
+Every family shares one ChatML-style template (``<|im_start|>role ... <|im_end|>``) that accepts string
+content and lists of ``{"type": "image"}`` / ``{"type": "text"}`` blocks; only the image placeholder differs,
+and it is the one each family's processor expands. Sizes are chosen so that the processors emit a handful of
+image tokens (4 for Qwen2-VL / Idefics3 / Gemma 3, 3 for LLaVA) and the whole directory is a few MB.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from rrg_trl.modeling.chat_template import IM_END, IM_START, chatml_template
+
+FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava", "idefics3", "gemma3", "lmrrg")
+
+# Shared tiny text-decoder shape.
+HIDDEN = 32
+LAYERS = 2
+HEADS = 4
+KV_HEADS = 2
+INTERMEDIATE = 64
+VOCAB = 1024
+
+PAD = "<|endoftext|>"
+CHAT_SPECIALS = [PAD, IM_START, IM_END]
+
+FAMILY_SPECIALS = {
+    "qwen2_vl": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
+    "llava": ["<image>"],
+    "idefics3": ["<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"],
+    "gemma3": ["<start_of_image>", "<end_of_image>", "<image_soft_token>"],
+    "lmrrg": ["<image>"],
+}
+FAMILY_SPECIALS["qwen2_5_vl"] = FAMILY_SPECIALS["qwen2_vl"]
+
+# The text a chat-template image block renders to (what each family's processor expands).
+IMAGE_PLACEHOLDER = {
+    "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+    "qwen2_5_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+    "llava": "<image>",
+    "idefics3": "<image>",
+    "gemma3": "<start_of_image>",
+    "lmrrg": "<image>",
+}
+
+
+@lru_cache(maxsize=8)
+def _trained_bpe_json(specials: tuple[str, ...], seed: int) -> str:
+    """A byte-level BPE trained on synthetic report text (cached: training takes ~1 s)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from reward_server.tinykit.corpus import tokenizer_corpus
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB,
+        special_tokens=list(specials),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(tokenizer_corpus(seed), trainer)
+    return tok.to_str()
+
+
+def make_tokenizer(family: str, seed: int = 0):
+    """The family's tokenizer: ChatML specials + the family's multimodal specials, ``<|im_end|>`` as eos."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    specials = CHAT_SPECIALS + FAMILY_SPECIALS[family]
+    backend = Tokenizer.from_str(_trained_bpe_json(tuple(specials), seed))
+    extra = {}
+    if family == "gemma3":  # Gemma3Processor reads these attributes off the tokenizer
+        extra = {
+            "boi_token": "<start_of_image>",
+            "eoi_token": "<end_of_image>",
+            "image_token": "<image_soft_token>",
+        }
+    elif family in ("llava", "idefics3", "lmrrg"):
+        extra = {"image_token": "<image>"}
+    elif family in ("qwen2_vl", "qwen2_5_vl"):
+        extra = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token=IM_END,
+        pad_token=PAD,
+        extra_special_tokens=extra,
+        model_max_length=2048,
+        padding_side="left",
+    )
+
+
+def _text_kwargs(tokenizer) -> dict:
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": HIDDEN,
+        "intermediate_size": INTERMEDIATE,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS,
+        "max_position_embeddings": 2048,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "bos_token_id": tokenizer.convert_tokens_to_ids(IM_START),
+    }
+
+
+def _build_qwen_vl(tokenizer, family: str):
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from rrg_trl.modeling.image_only import IMAGE_ONLY_PROCESSORS
+
+    ids = tokenizer.convert_tokens_to_ids
+    head_dim = HIDDEN // HEADS
+    # Multimodal RoPE: the t/h/w sections must add up to head_dim / 2.
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, head_dim // 2 - 2]}
+    vision = {"depth": 1, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    if family == "qwen2_vl":
+        from transformers import Qwen2VLConfig as Config
+        from transformers import Qwen2VLForConditionalGeneration as Model
+
+        vision.update(embed_dim=32, hidden_size=HIDDEN, mlp_ratio=2)
+    else:
+        from transformers import Qwen2_5_VLConfig as Config
+        from transformers import Qwen2_5_VLForConditionalGeneration as Model
+
+        vision.update(
+            hidden_size=32,
+            out_hidden_size=HIDDEN,
+            intermediate_size=64,
+            window_size=56,
+            fullatt_block_indexes=[0],
+        )
+    config = Config(
+        text_config={**_text_kwargs(tokenizer), "rope_parameters": rope},
+        vision_config=vision,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+    # 56x56 pixels -> 4x4 patches of 14 px -> 4 tokens after the 2x2 merge.
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56)
+    processor = IMAGE_ONLY_PROCESSORS[family](image_processor=image_processor, tokenizer=tokenizer)
+    return Model(config), processor
+
+
+def _build_llava(tokenizer, family: str):
+    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    vision = {
+        "model_type": "clip_vision_model",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 28,
+        "patch_size": 14,
+        "projection_dim": 32,
+    }
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config={"model_type": "llama", **_text_kwargs(tokenizer)},
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_seq_length=4,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # CLIP's CLS token, dropped by the "default" strategy
+    )
+    return LlavaForConditionalGeneration(config), processor
+
+
+def _build_idefics3(tokenizer, family: str):
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    config = Idefics3Config(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 64,
+            "patch_size": 16,
+        },
+        text_config={"model_type": "llama", **_text_kwargs(tokenizer)},
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        scale_factor=2,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    # 64 px / 16 px patches = 4x4, pixel-shuffled by 2 -> 4 image tokens; no tiling for the tiny model.
+    image_processor = Idefics3ImageProcessorPil(
+        do_image_splitting=False, size={"longest_edge": 64}, max_image_size={"longest_edge": 64}
+    )
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4)
+    return Idefics3ForConditionalGeneration(config), processor
+
+
+def _build_gemma3(tokenizer, family: str):
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    ids = tokenizer.convert_tokens_to_ids
+    text = _text_kwargs(tokenizer)
+    text.update(head_dim=HIDDEN // HEADS, query_pre_attn_scalar=HIDDEN // HEADS, sliding_window=64)
+    config = Gemma3Config(
+        text_config=text,
+        vision_config={
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        mm_tokens_per_image=4,  # 4x4 patches average-pooled to 2x2
+        boi_token_index=ids("<start_of_image>"),
+        eoi_token_index=ids("<end_of_image>"),
+        image_token_index=ids("<image_soft_token>"),
+    )
+    image_processor = Gemma3ImageProcessorPil(size={"height": 32, "width": 32})
+    processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_length=4)
+    return Gemma3ForConditionalGeneration(config), processor
+
+
+def _build_lmrrg(tokenizer, family: str):
+    from rrg_trl.modeling.lmrrg import build_lmrrg
+
+    return build_lmrrg(
+        tokenizer,
+        vision_config={
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        text_config={"model_type": "llama", **_text_kwargs(tokenizer)},
+        image_size=32,
+    )
+
+
+_BUILDERS: dict[str, Callable] = {
+    "qwen2_vl": _build_qwen_vl,
+    "qwen2_5_vl": _build_qwen_vl,
+    "llava": _build_llava,
+    "idefics3": _build_idefics3,
+    "gemma3": _build_gemma3,
+    "lmrrg": _build_lmrrg,
+}
+
+
+def build_tiny_policy(family: str = "qwen2_vl", seed: int = 0):
+    """The tiny (model, processor) pair in memory, deterministic for a given seed."""
+    if family not in _BUILDERS:
+        raise ValueError(f"unknown tiny policy family {family!r}; choose one of {FAMILIES}")
+    tokenizer = make_tokenizer(family, seed)
+    torch.manual_seed(seed)
+    model, processor = _BUILDERS[family](tokenizer, family)
+    processor.chat_template = chatml_template(IMAGE_PLACEHOLDER[family])
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.convert_tokens_to_ids(IM_START)
+    return model.eval(), processor
+
+
+def make_tiny_policy(
+    out_dir: str | Path, family: str = "qwen2_vl", seed: int = 0, overwrite: bool = True
+) -> Path:
+    """Write a tiny random policy (model + processor + tokenizer + chat template) to ``out_dir``."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty")
+        shutil.rmtree(out)
+    model, processor = build_tiny_policy(family, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
