@@ -49,6 +49,11 @@ IMAGE_ONLY_PROCESSORS = {
     "qwen2_vl": ImageOnlyQwen2VLProcessor,
     "qwen2_5_vl": ImageOnlyQwen2_5_VLProcessor,
 }
+# built-in class name a hub checkpoint records -> its image-only variant
+IMAGE_ONLY_BY_CLASS = {
+    "Qwen2VLProcessor": ImageOnlyQwen2VLProcessor,
+    "Qwen2_5_VLProcessor": ImageOnlyQwen2_5_VLProcessor,
+}
 _CONFIGS = {"qwen2_vl": Qwen2VLConfig, "qwen2_5_vl": Qwen2_5_VLConfig}
 
 

@@ -8,13 +8,14 @@ processor.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
 from rrg_trl.modeling.families import FAMILY_SPECS, freeze_vision_tower
-from rrg_trl.modeling.image_only import IMAGE_ONLY_PROCESSORS
+from rrg_trl.modeling.image_only import IMAGE_ONLY_BY_CLASS, IMAGE_ONLY_PROCESSORS
 from rrg_trl.modeling.lora import lora_config, quantization_config
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -33,14 +34,43 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> str | torch.dtype | None:
     return DTYPES[dtype]
 
 
+def _saved_processor_class(name_or_path: str | Path) -> str | None:
+    """The ``processor_class`` a checkpoint records (processor or preprocessor config), if any."""
+    from transformers.utils import cached_file
+
+    for filename in ("processor_config.json", "preprocessor_config.json"):
+        path = cached_file(
+            name_or_path,
+            filename,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+        if path is not None:
+            processor_class = json.loads(Path(path).read_text()).get("processor_class")
+            if processor_class:
+                return processor_class
+    return None
+
+
 def load_processor(name_or_path: str | Path, **kwargs):
-    """``AutoProcessor``, except that video-demanding processors load image-only when torchvision is absent."""
+    """``AutoProcessor``, except that video-demanding processors load image-only when torchvision is absent.
+
+    Works on model directories, hub ids and PEFT adapter directories (processor files, no ``config.json``).
+    """
     from transformers import AutoConfig, AutoProcessor
     from transformers.utils import is_torchvision_available
 
-    model_type = AutoConfig.from_pretrained(name_or_path).model_type
-    if model_type in IMAGE_ONLY_PROCESSORS and not is_torchvision_available():
-        return IMAGE_ONLY_PROCESSORS[model_type].from_pretrained(name_or_path, **kwargs)
+    if not is_torchvision_available():
+        saved = _saved_processor_class(name_or_path)
+        if saved in IMAGE_ONLY_BY_CLASS:
+            return IMAGE_ONLY_BY_CLASS[saved].from_pretrained(name_or_path, **kwargs)
+        if saved is None:
+            try:
+                model_type = AutoConfig.from_pretrained(name_or_path).model_type
+            except (OSError, ValueError):
+                model_type = None
+            if model_type in IMAGE_ONLY_PROCESSORS:
+                return IMAGE_ONLY_PROCESSORS[model_type].from_pretrained(name_or_path, **kwargs)
     return AutoProcessor.from_pretrained(name_or_path, **kwargs)
 
 

@@ -36,7 +36,12 @@ def test_round_trip_and_outputs(tiny_policy, tmp_path, family, cls):
     assert int(inputs["mm_token_type_ids"].sum()) == n_image_tokens
 
 
-@pytest.mark.skipif(is_torchvision_available(), reason="with torchvision the built-in processor loads")
+needs_no_torchvision = pytest.mark.skipif(
+    is_torchvision_available(), reason="with torchvision the built-in processor loads and is used"
+)
+
+
+@needs_no_torchvision
 def test_hub_style_checkpoint_loads_through_load_processor(tiny_policy, tmp_path):
     """Hub checkpoints name the built-in class, which AutoProcessor cannot build without torchvision."""
     src = tiny_policy("qwen2_vl")
@@ -53,3 +58,20 @@ def test_hub_style_checkpoint_loads_through_load_processor(tiny_policy, tmp_path
         processor(images=[xray(2)], text=[chat(processor)], return_tensors="pt")["pixel_values"].shape[1]
         == 1176
     )
+
+
+@needs_no_torchvision
+@pytest.mark.parametrize("processor_class", ["Qwen2VLProcessor", "ImageOnlyQwen2VLProcessor"])
+def test_processor_files_without_model_config(tiny_policy, tmp_path, processor_class):
+    """A PEFT adapter directory holds the processor files but no config.json."""
+    src = tiny_policy("qwen2_vl")
+    for f in src.iterdir():
+        if f.name not in ("config.json", "model.safetensors", "generation_config.json"):
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((tmp_path / "processor_config.json").read_text())
+    (tmp_path / "processor_config.json").write_text(json.dumps({**cfg, "processor_class": processor_class}))
+    assert type(load_processor(tmp_path)) is ImageOnlyQwen2VLProcessor
+
+
+def test_other_families_go_through_auto_processor(tiny_policy):
+    assert type(load_processor(tiny_policy("idefics3"))).__name__ == "Idefics3Processor"
