@@ -1,0 +1,377 @@
+"""Clients of the reward server: :class:`RewardClient` (sync) and :class:`AsyncRewardClient`.
+
+Both chunk a call above the server's ``max_pairs_per_request`` (read once from ``/v1/info``), shard the
+chunks across replica URLs, and retry connection errors and 5xx/503 with exponential backoff (honouring
+``Retry-After``, failing over to the next replica) inside one total time budget per call. After the budget
+they raise :class:`RewardServerUnavailable`; a server that answers but keeps failing (5xx past
+``max_error_retries``) raises :class:`RewardScoringError`; a 4xx (our request is wrong) raises
+:class:`RewardRequestError` at once. This module imports neither torch nor the scorer.
+
+    from reward_server.client import RewardClient
+    with RewardClient(["http://gpu0:8000", "http://gpu1:8000"], api_key=...) as client:
+        client.wait_until_ready(timeout=300)
+        rewards = client.rewards(hypotheses, references)     # -RadCliQ per pair
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import random
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+FALLBACK_MAX_PAIRS = 512  # used when a server does not publish its limit
+_UNAVAILABLE_STATUS = frozenset({408, 429, 502, 503, 504})
+
+
+class RewardServerError(RuntimeError):
+    """The reward server could not score a request."""
+
+    def __init__(self, message: str, status: int | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+
+
+class RewardRequestError(RewardServerError):
+    """The server rejected the request (4xx): retrying the same request cannot help."""
+
+
+class RewardScoringError(RewardServerError):
+    """The server answered with an error (5xx) past the retries: the scorer failed on this batch."""
+
+
+class RewardServerUnavailable(RewardServerError):
+    """No replica answered (connection errors, timeouts, 503) within the retry budget."""
+
+
+def _check_pairs(hypotheses: Sequence[str], references: Sequence[str]) -> None:
+    for name, seq in (("hypotheses", hypotheses), ("references", references)):
+        if isinstance(seq, str | bytes):
+            raise ValueError(f"{name} must be a list of strings, not a single {type(seq).__name__}")
+        for i, text in enumerate(seq):
+            if not isinstance(text, str):
+                raise ValueError(f"{name}[{i}] must be a string, got {type(text).__name__}")
+    if len(hypotheses) != len(references):
+        raise ValueError(
+            f"hypotheses and references must have the same length, got {len(hypotheses)} and {len(references)}"
+        )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:500]
+
+
+def _retry_after(response: httpx.Response | None) -> float:
+    if response is None:
+        return 0.0
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 0.0  # HTTP-date form: fall back to our own backoff
+
+
+class _Base:
+    """Configuration, chunk planning and the retry policy shared by both clients."""
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        connect_timeout: float = 5.0,
+        retry_budget_s: float = 300.0,
+        max_error_retries: int = 2,
+        backoff_initial_s: float = 0.25,
+        backoff_max_s: float = 10.0,
+        max_pairs_per_request: int | None = None,
+    ):
+        urls = [urls] if isinstance(urls, str) else list(urls)
+        if not urls:
+            raise ValueError("at least one reward server URL is required")
+        self.urls = [u.rstrip("/") for u in urls]
+        for u in self.urls:
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"reward server URL must start with http:// or https://, got {u!r}")
+        self.api_key = api_key
+        self.timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self.retry_budget_s = retry_budget_s
+        self.max_error_retries = max_error_retries
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.max_pairs_per_request = max_pairs_per_request
+        self._rr = itertools.count()
+        self._lock = threading.Lock()
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _plan(self, n: int, max_pairs: int) -> list[tuple[int, int, int]]:
+        """``(start, stop, replica)`` chunks: at most ``max_pairs`` each, spread evenly over the replicas."""
+        if n == 0:
+            return []
+        size = min(max_pairs, math.ceil(n / len(self.urls)))
+        with self._lock:
+            first = next(self._rr)
+        return [(s, min(s + size, n), (first + i) % len(self.urls)) for i, s in enumerate(range(0, n, size))]
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        backoff = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1))
+        return max(backoff * (0.5 + random.random() / 2), _retry_after(response))
+
+    def _judge(self, response: httpx.Response, url: str) -> str:
+        """'ok', 'unavailable' or 'error' (both retried); raises RewardRequestError for a 4xx."""
+        if response.status_code == 200:
+            return "ok"
+        if response.status_code in _UNAVAILABLE_STATUS:
+            return "unavailable"
+        if response.status_code >= 500:
+            return "error"
+        detail = _detail(response)
+        raise RewardRequestError(f"{url} rejected the request ({response.status_code}): {detail}",
+                                 response.status_code, detail)
+
+    def _give_up(self, kind: str, url: str, attempts: int, elapsed: float, last: str,
+                 status: int | None, detail: str | None) -> RewardServerError:
+        if kind == "error":
+            return RewardScoringError(
+                f"reward server {url} failed after {attempts} attempts: {last}", status, detail
+            )
+        return RewardServerUnavailable(
+            f"reward server unavailable: no answer from {self.urls} within the retry budget "
+            f"({elapsed:.1f}s of {self.retry_budget_s:g}s, {attempts} attempts); last error: {last}",
+            status, detail,
+        )
+
+    @staticmethod
+    def _parse_scores(response: httpx.Response, n: int, url: str) -> tuple[list[dict], list[float | None]]:
+        try:
+            body = response.json()
+            scores, rewards = body["scores"], body["rewards"]
+        except (ValueError, KeyError, TypeError):
+            raise RewardServerError(f"{url} returned a malformed response: {response.text[:200]!r}") from None
+        if len(scores) != n or len(rewards) != n:
+            raise RewardServerError(f"{url} returned {len(scores)} scores for {n} pairs")
+        return scores, rewards
+
+    def _limit_from_info(self, info: dict) -> int:
+        limit = (info.get("server") or {}).get("limits", {}).get("max_pairs_per_request")
+        return int(limit) if isinstance(limit, int) and limit > 0 else FALLBACK_MAX_PAIRS
+
+
+class RewardClient(_Base):
+    """Synchronous client (one ``httpx.Client``; chunks go to replicas in parallel threads)."""
+
+    def __init__(self, urls: str | Sequence[str], **kwargs: Any):
+        super().__init__(urls, **kwargs)
+        self._client = httpx.Client(timeout=self.timeout, headers=self._headers)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RewardClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, replica: int, json: Any = None) -> tuple[httpx.Response, str]:
+        """One call with retries; a retry goes to the next replica. Returns the 200 response and its URL."""
+        start = time.monotonic()
+        attempts = errors = 0
+        while True:
+            url = self.urls[(replica + attempts) % len(self.urls)]
+            attempts += 1
+            response = None
+            try:
+                response = self._client.request(method, url + path, json=json)
+                kind = self._judge(response, url)
+                last = f"HTTP {response.status_code}: {_detail(response)}" if kind != "ok" else ""
+            except httpx.TransportError as e:
+                kind, last = "unavailable", f"{type(e).__name__}: {e}"
+            if kind == "ok":
+                return response, url
+            errors += kind == "error"
+            elapsed = time.monotonic() - start
+            remaining = self.retry_budget_s - elapsed
+            if remaining <= 0 or (kind == "error" and errors > self.max_error_retries):
+                status = response.status_code if response is not None else None
+                raise self._give_up(kind, url, attempts, elapsed, last, status,
+                                    _detail(response) if response is not None else None)
+            time.sleep(min(self._delay(attempts, response), remaining))
+
+    def info(self, replica: int = 0) -> dict:
+        response, _ = self._request("GET", "/v1/info", replica)
+        return response.json()
+
+    def _max_pairs(self) -> int:
+        if self.max_pairs_per_request is None:
+            self.max_pairs_per_request = self._limit_from_info(self.info())
+        return self.max_pairs_per_request
+
+    def _score(self, hypotheses: Sequence[str], references: Sequence[str]) -> tuple[list[dict], list]:
+        _check_pairs(hypotheses, references)
+        plan = self._plan(len(hypotheses), self._max_pairs() if hypotheses else 1)
+
+        def run(chunk: tuple[int, int, int]) -> tuple[list[dict], list]:
+            s, e, replica = chunk
+            payload = {"hypotheses": list(hypotheses[s:e]), "references": list(references[s:e])}
+            response, url = self._request("POST", "/v1/score", replica, payload)
+            return self._parse_scores(response, e - s, url)
+
+        if len(plan) <= 1:
+            parts = [run(c) for c in plan]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(plan), 4 * len(self.urls))) as pool:
+                parts = list(pool.map(run, plan))
+        return [s for p in parts for s in p[0]], [r for p in parts for r in p[1]]
+
+    def score(self, hypotheses: Sequence[str], references: Sequence[str]) -> list[dict]:
+        """One dict per pair: radcliq (lower is better), radgraph, bertscore, semb, bleu2."""
+        return self._score(hypotheses, references)[0]
+
+    def rewards(self, hypotheses: Sequence[str], references: Sequence[str]) -> list[float | None]:
+        """-RadCliQ per pair (higher is better)."""
+        return self._score(hypotheses, references)[1]
+
+    def wait_until_ready(self, timeout: float = 300.0, interval: float = 0.5) -> None:
+        """Block until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.urls)
+        last: dict[str, str] = {}
+        while pending:
+            for url in list(pending):
+                try:
+                    r = self._client.get(url + "/ready")
+                    if r.status_code == 200:
+                        pending.remove(url)
+                        continue
+                    last[url] = f"HTTP {r.status_code}: {_detail(r)}"
+                except httpx.TransportError as e:
+                    last[url] = f"{type(e).__name__}: {e}"
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise RewardServerUnavailable(f"reward server(s) not ready after {timeout:g}s: {last}")
+            time.sleep(interval)
+
+
+class AsyncRewardClient(_Base):
+    """Asyncio client. Its ``httpx.AsyncClient`` is created in the loop that first uses it (and again if
+    a later call runs in another loop, as TRL's reward loop thread or successive ``asyncio.run`` do)."""
+
+    def __init__(self, urls: str | Sequence[str], **kwargs: Any):
+        super().__init__(urls, **kwargs)
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._max_pairs_lock: asyncio.Lock | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
+            self._loop = loop
+            self._max_pairs_lock = asyncio.Lock()
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.aclose()
+        self._client = None
+
+    async def __aenter__(self) -> AsyncRewardClient:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    async def _request(self, method: str, path: str, replica: int, json: Any = None) -> tuple[httpx.Response, str]:
+        start = time.monotonic()
+        attempts = errors = 0
+        while True:
+            url = self.urls[(replica + attempts) % len(self.urls)]
+            attempts += 1
+            response = None
+            try:
+                response = await self._http().request(method, url + path, json=json)
+                kind = self._judge(response, url)
+                last = f"HTTP {response.status_code}: {_detail(response)}" if kind != "ok" else ""
+            except httpx.TransportError as e:
+                kind, last = "unavailable", f"{type(e).__name__}: {e}"
+            if kind == "ok":
+                return response, url
+            errors += kind == "error"
+            elapsed = time.monotonic() - start
+            remaining = self.retry_budget_s - elapsed
+            if remaining <= 0 or (kind == "error" and errors > self.max_error_retries):
+                status = response.status_code if response is not None else None
+                raise self._give_up(kind, url, attempts, elapsed, last, status,
+                                    _detail(response) if response is not None else None)
+            await asyncio.sleep(min(self._delay(attempts, response), remaining))
+
+    async def info(self, replica: int = 0) -> dict:
+        response, _ = await self._request("GET", "/v1/info", replica)
+        return response.json()
+
+    async def _max_pairs(self) -> int:
+        if self.max_pairs_per_request is None:
+            self._http()
+            async with self._max_pairs_lock:
+                if self.max_pairs_per_request is None:
+                    self.max_pairs_per_request = self._limit_from_info(await self.info())
+        return self.max_pairs_per_request
+
+    async def _score(self, hypotheses: Sequence[str], references: Sequence[str]) -> tuple[list[dict], list]:
+        _check_pairs(hypotheses, references)
+        plan = self._plan(len(hypotheses), await self._max_pairs() if hypotheses else 1)
+
+        async def run(chunk: tuple[int, int, int]) -> tuple[list[dict], list]:
+            s, e, replica = chunk
+            payload = {"hypotheses": list(hypotheses[s:e]), "references": list(references[s:e])}
+            response, url = await self._request("POST", "/v1/score", replica, payload)
+            return self._parse_scores(response, e - s, url)
+
+        parts = await asyncio.gather(*(run(c) for c in plan))
+        return [s for p in parts for s in p[0]], [r for p in parts for r in p[1]]
+
+    async def score(self, hypotheses: Sequence[str], references: Sequence[str]) -> list[dict]:
+        """One dict per pair: radcliq (lower is better), radgraph, bertscore, semb, bleu2."""
+        return (await self._score(hypotheses, references))[0]
+
+    async def rewards(self, hypotheses: Sequence[str], references: Sequence[str]) -> list[float | None]:
+        """-RadCliQ per pair (higher is better)."""
+        return (await self._score(hypotheses, references))[1]
+
+    async def wait_until_ready(self, timeout: float = 300.0, interval: float = 0.5) -> None:
+        """Wait until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.urls)
+        last: dict[str, str] = {}
+        while pending:
+            for url in list(pending):
+                try:
+                    r = await self._http().get(url + "/ready")
+                    if r.status_code == 200:
+                        pending.remove(url)
+                        continue
+                    last[url] = f"HTTP {r.status_code}: {_detail(r)}"
+                except httpx.TransportError as e:
+                    last[url] = f"{type(e).__name__}: {e}"
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise RewardServerUnavailable(f"reward server(s) not ready after {timeout:g}s: {last}")
+            await asyncio.sleep(interval)
