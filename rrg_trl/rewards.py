@@ -1,0 +1,309 @@
+"""TRL reward functions: -RadCliQ and its components from the reward server (or an in-process scorer).
+
+Registered by name (open-r1 style) and importable by dotted path::
+
+    trl grpo ... --reward_funcs rrg_trl.rewards.radcliq
+    GRPOTrainer(..., reward_funcs=get_reward_funcs(["radcliq", "radgraph"], urls=["http://gpu0:8000"]))
+
+Every function follows TRL's contract ``f(prompts, completions, **dataset_columns) -> list[float | None]``
+and is ``async``, so TRL awaits them together. All functions made from one :class:`RadCliQRewards` share a
+single scoring request per batch of completions (a small in-flight cache keyed by the texts), so asking
+for ``radcliq`` plus the four components costs one request, not five.
+
+Failures: a batch the server fails to score (5xx after retries, a rejected text) gives ``None`` for those
+completions -- TRL then gives them zero advantage -- and is logged; more than ``max_consecutive_failures``
+such batches in a row, a server unreachable past ``retry_budget_s``, or a rejected API key raise, which
+stops training. Rewards are never silently replaced by zeros.
+
+Configuration (keyword arguments override the environment): ``RRG_REWARD_URLS`` (comma-separated replicas,
+default ``http://127.0.0.1:8000``), ``RRG_REWARD_API_KEY``, ``RRG_REWARD_TIMEOUT_S``,
+``RRG_REWARD_RETRY_BUDGET_S``, ``RRG_REWARD_REFERENCE_COLUMN`` (default ``report``), and
+``RRG_REWARD_MODEL_DIR`` to score in-process without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from reward_server.client import (
+    AsyncRewardClient,
+    RewardRequestError,
+    RewardServerError,
+    RewardServerUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = ("radcliq", "radgraph", "bertscore", "semb", "bleu2")
+DEFAULT_URL = "http://127.0.0.1:8000"
+_FATAL_STATUS = frozenset({401, 403, 404, 405})  # configuration errors: every later batch would fail too
+
+_ENV = {
+    "urls": "RRG_REWARD_URLS",
+    "api_key": "RRG_REWARD_API_KEY",
+    "timeout_s": "RRG_REWARD_TIMEOUT_S",
+    "retry_budget_s": "RRG_REWARD_RETRY_BUDGET_S",
+    "reference_column": "RRG_REWARD_REFERENCE_COLUMN",
+    "model_dir": "RRG_REWARD_MODEL_DIR",
+    "max_consecutive_failures": "RRG_REWARD_MAX_CONSECUTIVE_FAILURES",
+}
+
+
+class RewardComputationError(RuntimeError):
+    """Rewards could not be computed for too many batches in a row: training must stop."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Where and how rewards are computed."""
+
+    urls: tuple[str, ...] = (DEFAULT_URL,)
+    api_key: str | None = None
+    timeout_s: float = 300.0
+    retry_budget_s: float = 600.0
+    reference_column: str = "report"
+    model_dir: str | None = None  # score in-process with RadCliQScorer instead of calling a server
+    device: str | None = None
+    max_consecutive_failures: int = 5
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> RewardConfig:
+        """Defaults, then ``RRG_REWARD_*`` variables, then keyword arguments."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown reward config keys {sorted(unknown)}; known: {sorted(known)}")
+        values: dict[str, Any] = {}
+        for name, var in _ENV.items():
+            raw = os.environ.get(var)
+            if raw is None or raw == "":
+                continue
+            if name == "urls":
+                values[name] = tuple(u.strip() for u in raw.split(",") if u.strip())
+            elif name in ("timeout_s", "retry_budget_s"):
+                values[name] = float(raw)
+            elif name == "max_consecutive_failures":
+                values[name] = int(raw)
+            else:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("urls"), str):
+            values["urls"] = tuple(u.strip() for u in values["urls"].split(",") if u.strip())
+        elif "urls" in values:
+            values["urls"] = tuple(values["urls"])
+        return replace(cls(), **values)
+
+
+def completion_text(completion: Any, index: int = 0) -> str:
+    """The generated text of a standard (``str``) or conversational (list of messages) completion."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        completion = [completion]
+    if isinstance(completion, list) and completion and all(isinstance(m, dict) for m in completion):
+        assistant = [m for m in completion if m.get("role", "assistant") == "assistant"] or completion
+        content = assistant[-1].get("content", "")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):  # multimodal content parts
+            return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    raise TypeError(
+        f"completions[{index}] must be a string or a list of chat messages with 'content', "
+        f"got {type(completion).__name__}"
+    )
+
+
+class RadCliQRewards:
+    """Reward functions that share one scoring call per batch (remote client or in-process scorer)."""
+
+    def __init__(self, config: RewardConfig | None = None, *, scorer: Any = None,
+                 client: AsyncRewardClient | None = None):
+        self.config = config or RewardConfig.from_env()
+        if scorer is None and client is None and self.config.model_dir:
+            from reward_server import RadCliQScorer
+
+            scorer = RadCliQScorer.from_pretrained(self.config.model_dir, device=self.config.device)
+        self.scorer = scorer
+        self.client = client
+        if scorer is None and client is None:
+            self.client = AsyncRewardClient(
+                list(self.config.urls),
+                api_key=self.config.api_key,
+                timeout=self.config.timeout_s,
+                retry_budget_s=self.config.retry_budget_s,
+            )
+        # The scorer is not thread-safe: in-process scoring runs in one dedicated thread.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rrg-reward") if scorer else None
+        self._inflight: OrderedDict[tuple, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = OrderedDict()
+        self._consecutive_failures = 0
+        self.requests = 0  # scoring calls made (tests check the sharing)
+
+    # ------------------------------------------------------------------ reward functions
+    def reward_func(self, component: str = "radcliq") -> Callable[..., Any]:
+        """An async TRL reward function for ``radcliq`` (returns -RadCliQ) or one component."""
+        if component not in COMPONENTS:
+            raise ValueError(f"unknown reward {component!r}; available: {list(COMPONENTS)}")
+
+        async def reward(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
+            return await self.compute(component, completions, kwargs)
+
+        reward.__name__ = reward.__qualname__ = component
+        reward.__doc__ = _DOCS[component]
+        return reward
+
+    async def compute(self, component: str, completions: Sequence[Any], columns: dict[str, Any]) -> list[float | None]:
+        rows = await self.score(completions, self._references(columns, len(completions)),
+                                log_metric=columns.get("log_metric"))
+        if component == "radcliq":
+            return [None if r is None or r["radcliq"] is None else -r["radcliq"] for r in rows]
+        return [None if r is None else r[component] for r in rows]
+
+    def _references(self, columns: dict[str, Any], n: int) -> list[str]:
+        col = self.config.reference_column
+        if col not in columns:
+            available = sorted(k for k, v in columns.items() if isinstance(v, list))
+            raise KeyError(
+                f"the RadCliQ reward needs the reference report column {col!r}, but the batch has columns "
+                f"{available}; set reference_column= (or RRG_REWARD_REFERENCE_COLUMN) to the right name"
+            )
+        refs = columns[col]
+        if len(refs) != n:
+            raise ValueError(f"column {col!r} has {len(refs)} values for {n} completions")
+        for i, ref in enumerate(refs):
+            if not isinstance(ref, str):
+                raise ValueError(f"{col}[{i}] must be a string (the reference report), got {type(ref).__name__}")
+        return list(refs)
+
+    # ------------------------------------------------------------------ shared scoring
+    async def score(self, completions: Sequence[Any], references: Sequence[str],
+                    log_metric: Callable[[str, float], None] | None = None) -> list[dict | None]:
+        """Score rows for the batch; concurrent calls with the same texts share one request."""
+        texts = [completion_text(c, i) for i, c in enumerate(completions)]
+        key = (tuple(texts), tuple(references))
+        loop = asyncio.get_running_loop()
+        entry = self._inflight.get(key)
+        if entry is None or entry[0] is not loop:
+            future = asyncio.ensure_future(self._fetch(texts, list(references), log_metric))
+            self._inflight[key] = (loop, future)
+            future.add_done_callback(functools.partial(self._forget_failure, key))
+            while len(self._inflight) > 8:
+                self._inflight.popitem(last=False)
+        else:
+            future = entry[1]
+        return await asyncio.shield(future)
+
+    def _forget_failure(self, key: tuple, future: asyncio.Future) -> None:
+        """Keep finished results for late sharers, but never serve a failure to a later batch."""
+        failed = future.cancelled() or future.exception() is not None or any(r is None for r in future.result())
+        if failed and key in self._inflight and self._inflight[key][1] is future:
+            del self._inflight[key]
+
+    async def _fetch(self, texts: list[str], references: list[str],
+                     log_metric: Callable[[str, float], None] | None) -> list[dict | None]:
+        start = time.perf_counter()
+        self.requests += 1
+        try:
+            if self.scorer is not None:
+                loop = asyncio.get_running_loop()
+                rows = await loop.run_in_executor(self._executor, self.scorer.score, texts, references)
+            else:
+                rows = await self.client.score(texts, references)
+        except RewardServerUnavailable:
+            raise  # the server stayed down past the retry budget: stop training
+        except RewardRequestError as e:
+            if e.status in _FATAL_STATUS:
+                raise
+            return self._failed(len(texts), e, log_metric)
+        except (RewardServerError, RuntimeError) as e:  # a failed batch (incl. CUDA OOM in-process)
+            return self._failed(len(texts), e, log_metric)
+        self._consecutive_failures = 0
+        if log_metric is not None:
+            log_metric("reward_server/latency_s", time.perf_counter() - start)
+            log_metric("reward_server/failed", 0.0)
+        return rows
+
+    def _failed(self, n: int, error: Exception, log_metric: Callable[[str, float], None] | None) -> list[None]:
+        self._consecutive_failures += 1
+        if log_metric is not None:
+            log_metric("reward_server/failed", 1.0)
+        if self._consecutive_failures > self.config.max_consecutive_failures:
+            raise RewardComputationError(
+                f"RadCliQ rewards failed for {self._consecutive_failures} batches in a row "
+                f"(max_consecutive_failures={self.config.max_consecutive_failures}); last error: {error}"
+            ) from error
+        logger.warning("RadCliQ reward failed for a batch of %d completions (they get no reward, i.e. zero "
+                       "advantage; %d failed batches in a row): %s", n, self._consecutive_failures, error)
+        return [None] * n
+
+
+_DOCS = {
+    "radcliq": "Negative RadCliQ of each completion against its reference report (higher is better).",
+    "radgraph": "RadGraph F1 (mean of entity and relation F1) of each completion against its reference.",
+    "bertscore": "BERTScore F1 (distilroberta-base, baseline-rescaled) against the reference.",
+    "semb": "CheXbert embedding cosine similarity (s_emb) against the reference.",
+    "bleu2": "BLEU-2 against the reference.",
+}
+
+
+@functools.cache
+def _default() -> RadCliQRewards:
+    """The module-level functions' shared instance, configured from the environment on first use."""
+    return RadCliQRewards(RewardConfig.from_env())
+
+
+async def radcliq(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
+    """Negative RadCliQ of each completion against its reference report (higher is better)."""
+    return await _default().compute("radcliq", completions, kwargs)
+
+
+async def radgraph(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
+    """RadGraph F1 (mean of entity and relation F1) of each completion against its reference."""
+    return await _default().compute("radgraph", completions, kwargs)
+
+
+async def bertscore(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
+    """BERTScore F1 (distilroberta-base, baseline-rescaled) against the reference."""
+    return await _default().compute("bertscore", completions, kwargs)
+
+
+async def semb(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
+    """CheXbert embedding cosine similarity (s_emb) against the reference."""
+    return await _default().compute("semb", completions, kwargs)
+
+
+async def bleu2(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
+    """BLEU-2 against the reference."""
+    return await _default().compute("bleu2", completions, kwargs)
+
+
+REWARD_FUNCS: dict[str, Callable[..., Any]] = {
+    "radcliq": radcliq,
+    "radgraph": radgraph,
+    "bertscore": bertscore,
+    "semb": semb,
+    "bleu2": bleu2,
+}
+
+
+def get_reward_funcs(names: Sequence[str], *, scorer: Any = None, client: AsyncRewardClient | None = None,
+                     **config: Any) -> list[Callable[..., Any]]:
+    """Reward functions by name; with ``scorer``/``client``/config keys they share a new instance,
+    otherwise the module-level functions (configured from the environment) are returned."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in names if n not in REWARD_FUNCS]
+    if unknown:
+        raise ValueError(f"unknown reward function(s) {unknown}; available: {sorted(REWARD_FUNCS)}")
+    if scorer is None and client is None and not config:
+        return [REWARD_FUNCS[n] for n in names]
+    rewards = RadCliQRewards(RewardConfig.from_env(**config), scorer=scorer, client=client)
+    return [rewards.reward_func(n) for n in names]
