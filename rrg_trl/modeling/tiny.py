@@ -23,7 +23,7 @@ import torch
 
 from rrg_trl.modeling.chat_template import IM_END, IM_START, chatml_template
 
-FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava", "idefics3", "gemma3", "lmrrg")
+FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava", "idefics3", "smolvlm", "gemma3", "lmrrg")
 
 # Shared tiny text-decoder shape.
 HIDDEN = 32
@@ -44,6 +44,7 @@ FAMILY_SPECIALS = {
     "lmrrg": ["<image>"],
 }
 FAMILY_SPECIALS["qwen2_5_vl"] = FAMILY_SPECIALS["qwen2_vl"]
+FAMILY_SPECIALS["smolvlm"] = FAMILY_SPECIALS["idefics3"]
 
 # The text a chat-template image block renders to (what each family's processor expands).
 IMAGE_PLACEHOLDER = {
@@ -51,6 +52,7 @@ IMAGE_PLACEHOLDER = {
     "qwen2_5_vl": "<|vision_start|><|image_pad|><|vision_end|>",
     "llava": "<image>",
     "idefics3": "<image>",
+    "smolvlm": "<image>",
     "gemma3": "<start_of_image>",
     "lmrrg": "<image>",
 }
@@ -90,7 +92,7 @@ def make_tokenizer(family: str, seed: int = 0):
             "eoi_token": "<end_of_image>",
             "image_token": "<image_soft_token>",
         }
-    elif family in ("llava", "idefics3", "lmrrg"):
+    elif family in ("llava", "idefics3", "smolvlm", "lmrrg"):
         extra = {"image_token": "<image>"}
     elif family in ("qwen2_vl", "qwen2_5_vl"):
         extra = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"}
@@ -193,10 +195,23 @@ def _build_llava(tokenizer, family: str):
 
 
 def _build_idefics3(tokenizer, family: str):
-    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
-    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+    """Idefics3 (SmolVLM v1 checkpoints use it too) and SmolVLM2 (``smolvlm``): same layout, same sizes."""
+    if family == "idefics3":
+        from transformers import Idefics3Config as Config
+        from transformers import Idefics3ForConditionalGeneration as Model
+        from transformers import Idefics3Processor as Processor
+        from transformers.models.idefics3.image_processing_pil_idefics3 import (
+            Idefics3ImageProcessorPil as Images,
+        )
+    else:
+        from transformers import SmolVLMConfig as Config
+        from transformers import SmolVLMForConditionalGeneration as Model
+        from transformers.models.smolvlm.image_processing_pil_smolvlm import (
+            SmolVLMImageProcessorPil as Images,
+        )
 
-    config = Idefics3Config(
+        from rrg_trl.modeling.image_only import ImageOnlySmolVLMProcessor as Processor
+    config = Config(
         vision_config={
             "hidden_size": 32,
             "intermediate_size": 64,
@@ -211,11 +226,11 @@ def _build_idefics3(tokenizer, family: str):
         pad_token_id=tokenizer.pad_token_id,
     )
     # 64 px / 16 px patches = 4x4, pixel-shuffled by 2 -> 4 image tokens; no tiling for the tiny model.
-    image_processor = Idefics3ImageProcessorPil(
+    image_processor = Images(
         do_image_splitting=False, size={"longest_edge": 64}, max_image_size={"longest_edge": 64}
     )
-    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4)
-    return Idefics3ForConditionalGeneration(config), processor
+    processor = Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4)
+    return Model(config), processor
 
 
 def _build_gemma3(tokenizer, family: str):
@@ -270,6 +285,7 @@ _BUILDERS: dict[str, Callable] = {
     "qwen2_5_vl": _build_qwen_vl,
     "llava": _build_llava,
     "idefics3": _build_idefics3,
+    "smolvlm": _build_idefics3,
     "gemma3": _build_gemma3,
     "lmrrg": _build_lmrrg,
 }

@@ -9,14 +9,18 @@ from transformers import AutoProcessor
 from transformers.utils import is_torchvision_available
 
 from rrg_trl.modeling import load_processor
-from rrg_trl.modeling.image_only import ImageOnlyQwen2_5_VLProcessor, ImageOnlyQwen2VLProcessor
+from rrg_trl.modeling.image_only import (
+    ImageOnlyQwen2_5_VLProcessor,
+    ImageOnlyQwen2VLProcessor,
+    ImageOnlySmolVLMProcessor,
+)
 from tests.rrg_trl.modeling._helpers import chat, xray
 
 
 @pytest.mark.parametrize(
     ("family", "cls"), [("qwen2_vl", ImageOnlyQwen2VLProcessor), ("qwen2_5_vl", ImageOnlyQwen2_5_VLProcessor)]
 )
-def test_round_trip_and_outputs(tiny_policy, tmp_path, family, cls):
+def test_qwen_round_trip_and_outputs(tiny_policy, tmp_path, family, cls):
     processor = AutoProcessor.from_pretrained(tiny_policy(family))
     assert type(processor) is cls and not hasattr(processor, "video_processor")
     assert type(processor.image_processor).__name__ == "Qwen2VLImageProcessorPil"
@@ -75,3 +79,14 @@ def test_processor_files_without_model_config(tiny_policy, tmp_path, processor_c
 
 def test_other_families_go_through_auto_processor(tiny_policy):
     assert type(load_processor(tiny_policy("idefics3"))).__name__ == "Idefics3Processor"
+
+
+def test_smolvlm_round_trip_and_chat_template(tiny_policy, tmp_path):
+    processor = AutoProcessor.from_pretrained(tiny_policy("smolvlm"))
+    assert type(processor) is ImageOnlySmolVLMProcessor and not hasattr(processor, "video_processor")
+    processor.save_pretrained(tmp_path)
+    again = AutoProcessor.from_pretrained(tmp_path)
+    inputs = again(images=[[xray(1)]], text=[chat(again)], return_tensors="pt")
+    # <fake_token_around_image><global-img> + 4 image tokens + <fake_token_around_image>, no tiling
+    assert int((inputs["input_ids"] == again.image_token_id).sum()) == 4
+    assert inputs["pixel_values"].shape == (1, 1, 3, 64, 64)

@@ -18,6 +18,7 @@ EXPECTED_CLASSES = {
     "qwen2_5_vl": ("Qwen2_5_VLForConditionalGeneration", "ImageOnlyQwen2_5_VLProcessor"),
     "llava": ("LlavaForConditionalGeneration", "LlavaProcessor"),
     "idefics3": ("Idefics3ForConditionalGeneration", "Idefics3Processor"),
+    "smolvlm": ("SmolVLMForConditionalGeneration", "ImageOnlySmolVLMProcessor"),
     "gemma3": ("Gemma3ForConditionalGeneration", "Gemma3Processor"),
     "lmrrg": ("LMRRGForConditionalGeneration", "LMRRGProcessor"),
 }
