@@ -203,3 +203,41 @@ def test_config_rejects_inconsistent_regions(tiny):
         LMRRGConfig(text_config=text, region_names=["a", "b"], region_descriptions=["x", " "])
     with pytest.raises(ValueError, match="region_num_heads=3 does not divide the text hidden size 32"):
         LMRRGConfig(text_config=text, region_num_heads=3)
+
+
+@pytest.mark.parametrize(
+    ("vision_config", "extra"),
+    [
+        ({"model_type": "vit", "image_size": 32, "patch_size": 8}, {}),
+        (
+            {"model_type": "clip_vision_model", "image_size": 32, "patch_size": 8},
+            {"vision_feature_layer": -2},
+        ),
+        ({"model_type": "resnet", "embedding_size": 16, "hidden_sizes": [16, 32], "depths": [1, 1]}, {}),
+    ],
+    ids=["vit", "clip-layer-2", "resnet"],
+)
+def test_any_vision_backbone_and_no_weighting(tiny, vision_config, extra):
+    from rrg_trl.modeling.lmrrg import build_lmrrg
+
+    if vision_config["model_type"] != "resnet":
+        vision_config = {
+            **vision_config,
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+        }
+    model, processor = build_lmrrg(
+        tiny[1].tokenizer,
+        vision_config,
+        tiny[0].config.text_config.to_dict(),
+        image_size=32,
+        use_region_weighting=False,
+        **extra,
+    )
+    assert not hasattr(model.model.region_extractor, "region_logits")
+    with torch.no_grad():
+        a, b = model(**_inputs(processor, (1,))), model(**_inputs(processor, (2,)))
+    assert a.region_weights is None
+    assert not torch.allclose(a.logits, b.logits, atol=1e-4)
