@@ -122,9 +122,13 @@ class RadCliQScorer:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         files = ModelFiles.locate(model_dir, verify=verify)
         bertscore = BERTScorer.from_pretrained(files.bertscore, device=device, dtype=dtype)
-        chexbert = CheXbert.from_pretrained(files.chexbert_weights, files.chexbert_backbone, device=device, dtype=dtype)
+        chexbert = CheXbert.from_pretrained(
+            files.chexbert_weights, files.chexbert_backbone, device=device, dtype=dtype
+        )
         radgraph = RadGraph.from_pretrained(files.radgraph, model_dir=files.root, device=device, dtype=dtype)
-        return cls(bertscore, chexbert, radgraph, version=version, idf=idf, cache_size=cache_size, files=files)
+        return cls(
+            bertscore, chexbert, radgraph, version=version, idf=idf, cache_size=cache_size, files=files
+        )
 
     # ------------------------------------------------------------------ features
     def features(self, texts: Sequence[str]) -> list[TextFeatures]:
@@ -139,8 +143,13 @@ class RadCliQScorer:
             new = {}
             for i, text in enumerate(todo):
                 ann = annotations[i]
-                new[text] = TextFeatures(bert[i], np.asarray(cls_vecs[i], dtype=np.float32),
-                                         frozenset(entity_set(ann)), frozenset(relation_set(ann)), ann)
+                new[text] = TextFeatures(
+                    bert[i],
+                    np.asarray(cls_vecs[i], dtype=np.float32),
+                    frozenset(entity_set(ann)),
+                    frozenset(relation_set(ann)),
+                    ann,
+                )
             self.cache.put_many(new)
             found.update(new)
         return [found[t] for t in texts]
@@ -154,7 +163,9 @@ class RadCliQScorer:
         """One dict per pair: ``radcliq`` (lower is better) and the features ``radgraph, bertscore, semb, bleu2``."""
         return self.score_many([(hypotheses, references)])[0]
 
-    def score_many(self, groups: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[list[dict[str, float]]]:
+    def score_many(
+        self, groups: Sequence[tuple[Sequence[str], Sequence[str]]]
+    ) -> list[list[dict[str, float]]]:
         """Score several requests in one pass over all their distinct texts (IDF, if on, stays per request)."""
         for hyps, refs in groups:
             self.validate(hyps, refs)
@@ -170,17 +181,29 @@ class RadCliQScorer:
         rf = [feats[r] for r in refs]
         # IDF (off by default, as CXR-Report-Metric and ReXrank) is computed over this request's references.
         idf = self.bertscore.idf_weights([f.bert for f in rf]) if self.idf else None
-        _, _, bert_f = self.bertscore.score_from_embeddings([f.bert for f in hf], [f.bert for f in rf], idf=idf)
+        _, _, bert_f = self.bertscore.score_from_embeddings(
+            [f.bert for f in hf], [f.bert for f in rf], idf=idf
+        )
         semb = self.chexbert.semb(np.stack([f.cls for f in rf]), np.stack([f.cls for f in hf]))
         radgraph = np.array(
-            [(set_f1(r.entities, h.entities) + set_f1(r.relations, h.relations)) / 2 for h, r in zip(hf, rf, strict=True)]
+            [
+                (set_f1(r.entities, h.entities) + set_f1(r.relations, h.relations)) / 2
+                for h, r in zip(hf, rf, strict=True)
+            ]
         )
         bleu = np.array([bleu2(h, r) for h, r in zip(hyps, refs, strict=True)])
-        x = np.column_stack([radgraph, np.asarray(bert_f, dtype=np.float32), np.asarray(semb, dtype=np.float32), bleu])
+        x = np.column_stack(
+            [radgraph, np.asarray(bert_f, dtype=np.float32), np.asarray(semb, dtype=np.float32), bleu]
+        )
         radcliq = self.model.predict(x.astype(np.float64))
         return [
-            {"radcliq": float(radcliq[i]), "radgraph": float(x[i, 0]), "bertscore": float(x[i, 1]),
-             "semb": float(x[i, 2]), "bleu2": float(x[i, 3])}
+            {
+                "radcliq": float(radcliq[i]),
+                "radgraph": float(x[i, 0]),
+                "bertscore": float(x[i, 1]),
+                "semb": float(x[i, 2]),
+                "bleu2": float(x[i, 3]),
+            }
             for i in range(n)
         ]
 
@@ -204,7 +227,11 @@ class RadCliQScorer:
             "transformers_version": transformers.__version__,
             "device": str(self.bertscore.device),
             "dtype": str(self.bertscore.dtype).replace("torch.", ""),
-            "cache": {"entries": len(self.cache), "max_entries": self.cache.max_entries,
-                      "hits": self.cache.hits, "misses": self.cache.misses},
+            "cache": {
+                "entries": len(self.cache),
+                "max_entries": self.cache.max_entries,
+                "hits": self.cache.hits,
+                "misses": self.cache.misses,
+            },
             "files": files,
         }

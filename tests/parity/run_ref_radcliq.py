@@ -20,13 +20,21 @@ def main(inp: str, out: str) -> None:
     sys.modules.setdefault("RadEval", radeval)
     from radeval.metrics.RadCliQv1.radcliq import CompositeMetric
 
-    payload = json.loads(open(inp).read())
+    with open(inp) as f:
+        payload = json.load(f)
     metric = CompositeMetric()
     if not payload.get("idf", True):
         from radeval.metrics.bertscore._vendor import BERTScorer
 
-        metric._bert_scorer = BERTScorer(model_type="distilroberta-base", num_layers=5, rescale_with_baseline=True,
-                                         idf=False, batch_size=64, lang="en", device=None)
+        metric._bert_scorer = BERTScorer(
+            model_type="distilroberta-base",
+            num_layers=5,
+            rescale_with_baseline=True,
+            idf=False,
+            batch_size=64,
+            lang="en",
+            device=None,
+        )
         metric._get_bert_scorer = lambda refs: metric._bert_scorer
     # Keep the features predict() computes, to report them beside the composite (computed once).
     compute, parts = metric._compute_sub_metrics, {}
@@ -35,7 +43,9 @@ def main(inp: str, out: str) -> None:
     _, scores = metric.predict(payload["refs"], payload["hyps"])
     seconds = time.perf_counter() - start
     features = parts["features"]
-    result = {k: [float(v) for v in features[k]] for k in ("radgraph", "bertscore", "semb_score", "bleu_score")}
+    result = {
+        k: [float(v) for v in features[k]] for k in ("radgraph", "bertscore", "semb_score", "bleu_score")
+    }
     result["radcliq"] = [float(v) for v in scores]
     result["seconds"] = seconds
     with open(out, "w") as f:

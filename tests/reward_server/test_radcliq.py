@@ -47,7 +47,9 @@ def _assert_parity(rows, ref, label):
 def test_parity_synthetic(tiny_model_dir, tmp_path, scorer, scorer_idf, idf):
     pairs = _composite_pairs(synthetic_reports(120, seed=11), 72, seed=3)
     hyps, refs = [p[0] for p in pairs], [p[1] for p in pairs]
-    ref = run_reference("run_ref_radcliq.py", tiny_model_dir, tmp_path, {"hyps": hyps, "refs": refs, "idf": idf})
+    ref = run_reference(
+        "run_ref_radcliq.py", tiny_model_dir, tmp_path, {"hyps": hyps, "refs": refs, "idf": idf}
+    )
     _assert_parity((scorer_idf if idf else scorer).score(hyps, refs), ref, f"synthetic idf={idf}")
 
 
@@ -58,7 +60,9 @@ def test_parity_iu_xray(tiny_model_dir, tmp_path, scorer_idf, iu_annotation):
     pairs = _composite_pairs(iu_reports(iu_annotation), 240, seed=7)
     assert len(pairs) >= 200
     hyps, refs = [p[0] for p in pairs], [p[1] for p in pairs]
-    ref = run_reference("run_ref_radcliq.py", tiny_model_dir, tmp_path, {"hyps": hyps, "refs": refs, "idf": True})
+    ref = run_reference(
+        "run_ref_radcliq.py", tiny_model_dir, tmp_path, {"hyps": hyps, "refs": refs, "idf": True}
+    )
     _assert_parity(scorer_idf.score(hyps, refs), ref, "IU X-ray idf=True")
 
 
@@ -77,7 +81,9 @@ def test_pair_scores_do_not_depend_on_the_batch(scorer):
 
 def test_score_many_equals_score_and_cache_changes_nothing(scorer):
     refs = synthetic_reports(6, seed=31)
-    groups = [([h, refs[0], ""], [refs[0]] * 3) for h in synthetic_reports(4, seed=32)] + [(refs[1:4], refs[2:5])]
+    groups = [([h, refs[0], ""], [refs[0]] * 3) for h in synthetic_reports(4, seed=32)] + [
+        (refs[1:4], refs[2:5])
+    ]
     scorer.cache.clear()
     many = scorer.score_many(groups)
     hits_before = scorer.cache.hits
