@@ -1,0 +1,336 @@
+"""Evaluate a policy (or existing outputs) on a split with the full report-generation table.
+
+    python -m rrg_trl.evaluate --config recipes/tiny/evaluate.yaml
+    rrg-trl evaluate --model_name_or_path outputs/grpo --scorer_model_dir models/scorer \\
+        --dataset iu_xray --annotation_path ../shared/data/iu_xray/r2gen_annotation.json --image_root ... \\
+        --baseline outputs/eval-sft --training_runs outputs/sft outputs/grpo
+    rrg-trl evaluate --hypotheses_file outputs/eval/samples.jsonl --scorer_model_dir models/scorer
+
+Batched generation (progress bar) with the policy loaded from a path (a full model, or a LoRA adapter on its
+base), or hypotheses from a JSONL file; then BLEU-1..4, METEOR, ROUGE-L, CIDEr, RadGraph F1 (partial /
+RG_ER and combined), CheXbert F1 (14 and 5 classes, micro and macro), BERTScore, s_emb and RadCliQ v0/v1,
+all through the code the reward uses (:mod:`rrg_trl.evaluation.scoring`). Outputs in ``output_dir``:
+``samples.jsonl`` (one row per report), ``summary.json``, ``table.md``, ``metrics.png`` (bars; beside a
+baseline run's when ``--baseline`` is given) and ``training_curves.png`` (loss and reward from the trainer
+state of each ``--training_runs`` entry). Synthetic data is labelled as such in every one of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rrg_trl.data import DataConfig, load_dataset_from_config
+from rrg_trl.evaluation.hypotheses import EvalSample, samples_from_jsonl
+from rrg_trl.evaluation.table import SYNTHETIC_NOTE, TABLE_KEYS, render_markdown
+
+logger = logging.getLogger(__name__)
+
+SAMPLES_FILE = "samples.jsonl"
+SUMMARY_FILE = "summary.json"
+TABLE_FILE = "table.md"
+METRICS_PLOT = "metrics.png"
+TRAINING_PLOT = "training_curves.png"
+
+SOURCE_DESCRIPTIONS = {
+    "synthetic": "synthetic reports with images drawn from them",
+    "iu_xray_text+synthetic_image": "real IU X-ray report text with synthesized images",
+}
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class EvaluateConfig:
+    """What to evaluate, how to generate, how to score, and where to write (field names avoid DataConfig's)."""
+
+    model_name_or_path: str | None = field(
+        default=None, metadata=_help("Policy to generate with: a model directory or a LoRA adapter directory.")
+    )
+    adapter_path: str | None = field(default=None, metadata=_help("LoRA adapter to put on model_name_or_path."))
+    hypotheses_file: str | None = field(
+        default=None, metadata=_help("Score existing outputs instead of generating: a JSONL file.")
+    )
+    hypothesis_key: str = field(default="hypothesis", metadata=_help("Hypothesis field of hypotheses_file."))
+    reference_key: str = field(
+        default="reference", metadata=_help("Reference field of hypotheses_file (else looked up by 'id').")
+    )
+    eval_split: str = field(default="test", metadata=_help("Split to evaluate (train, val, test)."))
+    scorer_model_dir: str | None = field(
+        default=None, metadata=_help("RadCliQ model directory (rrg-reward make-tiny / download): in-process.")
+    )
+    reward_url: str | None = field(
+        default=None, metadata=_help("Score through a running reward server instead (RadCliQ features only).")
+    )
+    reward_api_key_env: str | None = field(
+        default=None, metadata=_help("Environment variable holding the reward server's API key.")
+    )
+    scorer_device: str | None = field(default=None, metadata=_help("Device of the scorer (default: cuda if any)."))
+    output_dir: str = field(default="outputs/eval", metadata=_help("Where the outputs are written."))
+    run_name: str | None = field(default=None, metadata=_help("Name in titles (default: the policy's directory)."))
+    batch_size: int = field(default=8, metadata=_help("Reports generated per batch."))
+    max_new_tokens: int = field(default=128, metadata=_help("Longest generated report, in tokens."))
+    do_sample: bool = field(default=False, metadata=_help("Sample instead of greedy decoding."))
+    temperature: float = field(default=1.0, metadata=_help("Sampling temperature (do_sample only)."))
+    top_p: float = field(default=1.0, metadata=_help("Nucleus sampling (do_sample only)."))
+    num_beams: int = field(default=1, metadata=_help("Beam search width."))
+    repetition_penalty: float = field(default=1.0, metadata=_help("transformers' repetition penalty."))
+    seed: int = field(default=0, metadata=_help("Seed for sampling."))
+    dtype: str = field(default="auto", metadata=_help("Policy dtype: auto, float32, bfloat16, float16."))
+    device: str | None = field(default=None, metadata=_help("Policy device (default: cuda if any)."))
+    meteor: bool = field(default=True, metadata=_help("Run METEOR (Meteor 1.5 jar; needs Java)."))
+    training_runs: list[str] | None = field(
+        default=None, metadata=_help("trainer_state.json files or run/checkpoint dirs: loss and reward curves.")
+    )
+    baseline: str | None = field(
+        default=None, metadata=_help("A baseline evaluation: its summary.json or output directory.")
+    )
+    baseline_name: str | None = field(default=None, metadata=_help("Baseline label (default: its run_name)."))
+    progress: bool = field(default=True, metadata=_help("Show progress bars."))
+
+    def __post_init__(self):
+        if (self.model_name_or_path is None) == (self.hypotheses_file is None):
+            raise ValueError("give exactly one of model_name_or_path (generate) or hypotheses_file (score outputs)")
+        if self.adapter_path is not None and self.model_name_or_path is None:
+            raise ValueError("adapter_path needs model_name_or_path (its base model)")
+        for name in ("batch_size", "max_new_tokens", "num_beams"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if isinstance(self.training_runs, str):
+            self.training_runs = [self.training_runs]
+
+
+def make_parser():
+    from trl import TrlParser
+
+    return TrlParser((EvaluateConfig, DataConfig))
+
+
+def load_baseline(path: str | Path) -> tuple[dict, Path]:
+    """A previous evaluation's summary (``summary.json`` or the directory holding it)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / SUMMARY_FILE
+    if not p.is_file():
+        raise FileNotFoundError(f"baseline {path}: no {SUMMARY_FILE} found")
+    summary = json.loads(p.read_text())
+    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+        raise ValueError(f"baseline {p} is not an evaluation summary (no 'metrics' object)")
+    return summary, p
+
+
+def describe_data(samples: list[EvalSample]) -> dict[str, Any]:
+    """Provenance of the evaluated pairs: counts per source and a plain-words label for synthetic data."""
+    sources = Counter(s.source for s in samples)
+    n_synthetic = sum(s.synthetic for s in samples)
+    info: dict[str, Any] = {"synthetic": n_synthetic > 0, "n_synthetic": n_synthetic, "sources": dict(sources)}
+    if n_synthetic:
+        kinds = "; ".join(SOURCE_DESCRIPTIONS.get(src, src) for src in sources)
+        info["label"] = f"{SYNTHETIC_NOTE} ({n_synthetic}/{len(samples)} samples: {kinds})"
+    else:
+        info["label"] = "real data"
+    return info
+
+
+def _load_split(data_config: DataConfig, split: str):
+    if data_config.splits is None:  # build only the evaluated split (synthetic data renders every image)
+        data_config = dataclasses.replace(data_config, splits=[split])
+    return load_dataset_from_config(data_config, split=split)
+
+
+def _generate(config: EvaluateConfig, dataset) -> tuple[list[EvalSample], dict]:
+    from rrg_trl.evaluation.generation import generate_reports, load_eval_policy
+
+    if len(dataset) == 0:
+        raise ValueError(f"split {config.eval_split!r} is empty: nothing to evaluate")
+    start = time.perf_counter()
+    model, processor = load_eval_policy(config.model_name_or_path, config.adapter_path, dtype=config.dtype,
+                                        device=config.device)
+    hyps = generate_reports(
+        model, processor, dataset, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
+        do_sample=config.do_sample, temperature=config.temperature, top_p=config.top_p,
+        num_beams=config.num_beams, repetition_penalty=config.repetition_penalty, seed=config.seed,
+        progress=config.progress,
+    )
+    elapsed = time.perf_counter() - start
+    del model
+    columns = {c: dataset[c] for c in ("id", "report", "synthetic", "source", "split")}
+    samples = [
+        EvalSample(id=columns["id"][i], hypothesis=h, reference=columns["report"][i],
+                   synthetic=bool(columns["synthetic"][i]), source=columns["source"][i], split=columns["split"][i])
+        for i, h in enumerate(hyps)
+    ]
+    return samples, {"generation_s": round(elapsed, 3)}
+
+
+def _make_scorer(config: EvaluateConfig):
+    if config.scorer_model_dir is not None:
+        from reward_server import RadCliQScorer
+
+        return RadCliQScorer.from_pretrained(config.scorer_model_dir, device=config.scorer_device), None
+    if config.reward_url is not None:
+        from reward_server.client import RewardClient
+
+        api_key = os.environ.get(config.reward_api_key_env) if config.reward_api_key_env else None
+        return None, RewardClient(config.reward_url, api_key=api_key)
+    raise ValueError("no scorer: give scorer_model_dir (in-process RadCliQ models) or reward_url (a running server)")
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _training_summary(runs: dict[str, Path]) -> dict[str, Any]:
+    from rrg_trl.evaluation.plots import find_trainer_state, read_log_history
+
+    out = {}
+    for name, path in runs.items():
+        history = read_log_history(path)
+        rewards = [h["reward"] for h in history if isinstance(h.get("reward"), (int, float))]
+        losses = [h["loss"] for h in history if isinstance(h.get("loss"), (int, float))]
+        steps = [h["step"] for h in history if "step" in h]
+        out[name] = {
+            "trainer_state": str(find_trainer_state(path)),
+            "steps": max(steps) if steps else 0,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "first_reward": rewards[0] if rewards else None,
+            "last_reward": rewards[-1] if rewards else None,
+        }
+    return out
+
+
+def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, scorer: Any = None) -> dict[str, Any]:
+    """Run the evaluation and write its outputs; returns the summary (also in ``summary.json``).
+
+    ``scorer``: an already loaded :class:`reward_server.RadCliQScorer` to reuse (the demo evaluates twice).
+    """
+    from rrg_trl.evaluation.plots import plot_metric_bars, plot_training_curves, run_names
+    from rrg_trl.evaluation.scoring import score_reports
+
+    started = time.perf_counter()
+    data_config = data_config or DataConfig()
+    out_dir = Path(config.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    baseline, baseline_path = load_baseline(config.baseline) if config.baseline else (None, None)
+    runs = run_names(config.training_runs or [])
+    training = _training_summary(runs)  # fail on a bad trainer state before the long work
+
+    timing: dict[str, float] = {}
+    used_data: list[bool] = []  # whether the data config was read (generation, or references looked up by id)
+
+    def load_split():
+        used_data.append(True)
+        return _load_split(data_config, config.eval_split)
+
+    if config.model_name_or_path is not None:
+        samples, timing = _generate(config, load_split())
+        run_name = config.run_name or Path(config.model_name_or_path).name
+    else:
+        samples = samples_from_jsonl(config.hypotheses_file, hypothesis_key=config.hypothesis_key,
+                                     reference_key=config.reference_key, dataset=load_split)
+        run_name = config.run_name or Path(config.hypotheses_file).stem
+
+    client = None
+    if scorer is None:
+        scorer, client = _make_scorer(config)
+    start = time.perf_counter()
+    try:
+        scores = score_reports([s.hypothesis for s in samples], [s.reference for s in samples], scorer=scorer,
+                               client=client, meteor=config.meteor, progress=config.progress)
+    finally:
+        if client is not None:
+            client.close()
+    timing["scoring_s"] = round(time.perf_counter() - start, 3)
+
+    data = describe_data(samples)
+    synthetic = data["synthetic"]
+    dataset_name = data_config.dataset if used_data else f"hypotheses file {Path(config.hypotheses_file).name}"
+    title = f"{run_name}: {dataset_name} {config.eval_split}, {len(samples)} reports"
+    outputs = {"samples": out_dir / SAMPLES_FILE, "summary": out_dir / SUMMARY_FILE, "table": out_dir / TABLE_FILE,
+               "metrics_plot": out_dir / METRICS_PLOT}
+    if runs:
+        outputs["training_plot"] = out_dir / TRAINING_PLOT
+
+    with open(outputs["samples"], "w", encoding="utf-8") as f:
+        for i, (sample, row) in enumerate(zip(samples, scores.per_sample, strict=True)):
+            record = {"index": i, "id": sample.id, "split": sample.split, "source": sample.source,
+                      "synthetic": sample.synthetic, "hypothesis": sample.hypothesis,
+                      "reference": sample.reference, **row}
+            f.write(json.dumps({k: _finite_or_none(v) for k, v in record.items()}, ensure_ascii=False) + "\n")
+
+    baseline_name = None
+    if baseline is not None:
+        baseline_name = config.baseline_name or baseline.get("run_name") or baseline_path.parent.name
+    table = render_markdown(
+        scores.metrics, title=title, unavailable=scores.unavailable, synthetic=synthetic, run_name=run_name,
+        baseline=baseline["metrics"] if baseline else None, baseline_name=baseline_name or "baseline",
+        notes=[f"Data: {data['label']}.", f"Reward (mean -RadCliQ-{_reward_version(scores)}): "
+               f"{_fmt(scores.metrics.get('reward'))}."],
+    )
+    outputs["table"].write_text(table, encoding="utf-8")
+    plot_metric_bars(scores.metrics, outputs["metrics_plot"], run_name=run_name,
+                     baseline=baseline["metrics"] if baseline else None, baseline_name=baseline_name or "baseline",
+                     title=title, synthetic=synthetic)
+    if runs:
+        plot_training_curves(runs, outputs["training_plot"], title=f"Training curves: {', '.join(runs)}",
+                             synthetic=synthetic)
+    timing["total_s"] = round(time.perf_counter() - started, 3)
+
+    summary = {
+        "run_name": run_name,
+        "synthetic": synthetic,
+        "data": {**data, "dataset": dataset_name, "split": config.eval_split, "n_samples": len(samples)},
+        "metrics": {k: _finite_or_none(v) for k, v in scores.metrics.items()},
+        "table_metrics": list(TABLE_KEYS),
+        "unavailable": scores.unavailable,
+        "details": scores.details,
+        "training": training,
+        "baseline": ({"name": baseline_name, "summary": str(baseline_path), "metrics": baseline["metrics"]}
+                     if baseline else None),
+        "timing": timing,
+        "outputs": {k: str(v) for k, v in outputs.items()},
+        "config": dataclasses.asdict(config),
+        "data_config": dataclasses.asdict(data_config) if used_data else None,
+    }
+    outputs["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    logger.info("evaluation written to %s", out_dir)
+    return summary
+
+
+def _reward_version(scores) -> str:
+    reward = scores.details.get("reward", {})
+    return reward.get("radcliq_version") or (reward.get("server_info", {}).get("scorer") or {}).get(
+        "radcliq_version", "v1")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def run(argv: list[str] | None = None) -> dict[str, Any]:
+    """Parse ``argv`` (``--config`` YAML + overrides), evaluate, print the table."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config, data_config = make_parser().parse_args_and_config(args=argv)
+    summary = main(config, data_config)
+    print(Path(summary["outputs"]["table"]).read_text(encoding="utf-8"))
+    print("outputs:")
+    for name, path in summary["outputs"].items():
+        print(f"  {name:14s} {path}")
+    return summary
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,133 @@
+"""Batched report generation for evaluation: policy from a path (full model or LoRA adapter), greedy by default.
+
+Prompts are built exactly as TRL's GRPOTrainer builds them for generation (the dataset's conversational
+``prompt`` + its image through ``trl.data_utils.prepare_multimodal_messages``, then the processor's chat
+template with the generation prompt), so an evaluated report is what the policy would write during RL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from rrg_trl.modeling import Policy, load_policy, load_processor
+
+ADAPTER_CONFIG = "adapter_config.json"
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    return (Path(path) / ADAPTER_CONFIG).is_file()
+
+
+def load_eval_policy(
+    model_name_or_path: str | Path,
+    adapter_path: str | Path | None = None,
+    *,
+    dtype: str = "auto",
+    device: str | None = None,
+) -> Policy:
+    """Model + processor in eval mode on ``device``, every LoRA adapter merged in.
+
+    ``model_name_or_path`` is a full model (``config.json``) or a PEFT adapter directory, whose
+    ``base_model_name_or_path`` is loaded underneath (itself possibly an adapter directory: SFT adapter, then
+    GRPO adapter). ``adapter_path`` adds one more adapter on top. The processor is the one saved nearest the
+    top of that chain that also has a ``config.json``, else the base model's.
+    """
+    chain = [Path(adapter_path)] if adapter_path is not None else []
+    if adapter_path is not None and not is_adapter_dir(adapter_path):
+        raise ValueError(f"adapter_path {adapter_path} has no {ADAPTER_CONFIG}: not a PEFT adapter directory")
+    base = str(model_name_or_path)
+    while is_adapter_dir(base):
+        chain.insert(0, Path(base))
+        base = _adapter_base(Path(base))
+        if len(chain) > 8:
+            raise ValueError(f"adapter chain under {model_name_or_path} is longer than 8: a cycle?")
+    model, processor = load_policy(base, dtype=dtype, freeze_vision=False)
+    if chain:
+        from peft import PeftModel
+
+        for adapter in chain:
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        with_processor = [a for a in chain if _has_processor(a)]
+        if with_processor:
+            processor = load_processor(with_processor[-1])
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return Policy(model.to(device).eval(), processor)
+
+
+def _has_processor(path: Path) -> bool:
+    # load_processor reads the model type from config.json, which an adapter directory may lack.
+    return (path / "config.json").is_file() and any((path / name).is_file() for name in PROCESSOR_FILES)
+
+
+def _adapter_base(adapter_dir: Path) -> str:
+    config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
+    base = config.get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{adapter_dir / ADAPTER_CONFIG} names no base_model_name_or_path; pass the base model as "
+                         f"model_name_or_path and this directory as adapter_path")
+    return base
+
+
+def _row_images(dataset, start: int, stop: int) -> list[list]:
+    if "image" in dataset.column_names:
+        return [[im] for im in dataset[start:stop]["image"]]
+    if "images" in dataset.column_names:
+        return [list(ims) for ims in dataset[start:stop]["images"]]
+    return [[] for _ in range(start, stop)]
+
+
+@torch.inference_mode()
+def generate_reports(
+    model,
+    processor,
+    dataset,
+    *,
+    batch_size: int = 8,
+    max_new_tokens: int = 128,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    num_beams: int = 1,
+    repetition_penalty: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[str]:
+    """One report per dataset row (``prompt`` + ``image``/``images`` columns), in row order."""
+    from trl.data_utils import prepare_multimodal_messages
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if "prompt" not in dataset.column_names:
+        raise ValueError(f"the dataset has no 'prompt' column (columns: {dataset.column_names})")
+    tokenizer = getattr(processor, "tokenizer", processor)
+    gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_beams=num_beams,
+                      repetition_penalty=repetition_penalty, pad_token_id=tokenizer.pad_token_id)
+    if do_sample:
+        gen_kwargs.update(temperature=temperature, top_p=top_p)
+        torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    reports: list[str] = []
+    n = len(dataset)
+    with tqdm(total=n, desc="generating reports", unit="report", disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            prompts = dataset[start:stop]["prompt"]
+            conversations = [
+                prepare_multimodal_messages(p, images=ims) if ims else p
+                for p, ims in zip(prompts, _row_images(dataset, start, stop), strict=True)
+            ]
+            inputs = processor.apply_chat_template(
+                conversation=conversations, add_generation_prompt=True, tokenize=True, return_dict=True,
+                return_tensors="pt", processor_kwargs={"padding": True, "padding_side": "left"},
+            ).to(device)
+            out = model.generate(**inputs, **gen_kwargs)
+            new_tokens = out[:, inputs["input_ids"].shape[1] :]
+            reports += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            bar.update(stop - start)
+    return reports

@@ -1,0 +1,43 @@
+"""Shared fixtures for the evaluation tests: the real tiny-kit scorer, a tiny policy, report pairs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reward_server.tinykit.corpus import synthetic_reports
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Tiny models are dominated by thread hand-offs: one intra-op thread is much faster on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def scorer(tiny_model_dir):
+    from tests.reward_server.live import tiny_scorer
+
+    return tiny_scorer(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def policy_dir(tmp_path_factory):
+    from rrg_trl.modeling import make_tiny_policy
+
+    return make_tiny_policy(tmp_path_factory.mktemp("eval-policy") / "qwen2_vl", family="qwen2_vl", seed=0)
+
+
+@pytest.fixture(scope="session")
+def pairs() -> tuple[list[str], list[str]]:
+    """Hypotheses vs references with the cases a table must survive: identical, empty, unrelated, repeated."""
+    refs = synthetic_reports(10, seed=3)
+    hyps = synthetic_reports(10, seed=4)
+    hyps[0] = refs[0]  # identical pair
+    hyps[1] = ""  # empty hypothesis
+    hyps[2] = hyps[3]  # a repeated hypothesis (feature cache path)
+    hyps[4] = refs[5]  # the right report for the wrong study
+    return hyps, refs

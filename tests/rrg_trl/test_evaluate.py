@@ -1,0 +1,161 @@
+"""``rrg_trl.evaluate`` end to end on tiny models and synthetic data: the YAML/CLI path, every output file,
+baseline comparison, training curves, and scoring existing outputs (which must reproduce the same table)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+from transformers import TrainerState
+
+from rrg_trl import evaluate
+from rrg_trl.data import DataConfig
+from rrg_trl.evaluate import EvaluateConfig
+from rrg_trl.evaluation.table import TABLE_KEYS, TABLE_METRICS
+from rrg_trl.metrics import meteor_unavailable_reason
+
+NLG_KEYS = ("BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4", "METEOR", "ROUGE_L", "CIDEr")
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory):
+    from rrg_trl.modeling import make_tiny_policy
+
+    return make_tiny_policy(tmp_path_factory.mktemp("policy") / "qwen2_vl", seed=0)
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_model_dir):
+    from tests.reward_server.live import tiny_scorer
+
+    return tiny_scorer(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, policy_dir, tiny_model_dir):
+    """Generation + scoring through the command-line entry point with a YAML config (what users run)."""
+    root = tmp_path_factory.mktemp("eval")
+    recipe = root / "evaluate.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model_name_or_path": str(policy_dir), "scorer_model_dir": str(tiny_model_dir), "scorer_device": "cpu",
+        "device": "cpu", "max_new_tokens": 16, "batch_size": 3, "progress": False, "run_name": "tiny-policy",
+        "dataset": "synthetic", "synthetic_num_test": 5, "image_size": 64,
+    }))
+    summary = evaluate.run(["--config", str(recipe), "--output_dir", str(root / "run1")])
+    return root / "run1", summary
+
+
+def _read_samples(out_dir):
+    return [json.loads(line) for line in (out_dir / "samples.jsonl").read_text().splitlines()]
+
+
+def test_every_output_is_written_and_labelled_synthetic(first_run):
+    out, summary = first_run
+    for name in ("samples.jsonl", "summary.json", "table.md", "metrics.png"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary, default=str))
+    with Image.open(out / "metrics.png") as im:
+        assert im.format == "PNG"
+    assert summary["synthetic"] is True
+    assert "SYNTHETIC" in summary["data"]["label"]
+    assert summary["data"]["n_samples"] == 5 and summary["data"]["sources"] == {"synthetic": 5}
+    table = (out / "table.md").read_text()
+    assert "SYNTHETIC" in table.splitlines()[0]
+    rows = _read_samples(out)
+    assert len(rows) == 5
+    assert all(r["synthetic"] is True and r["source"] == "synthetic" for r in rows)
+    assert [r["id"] for r in rows] == [f"synthetic-test-{i:05d}" for i in range(5)]
+
+
+def test_every_table_column_is_finite_or_explicitly_unavailable(first_run):
+    out, summary = first_run
+    table = (out / "table.md").read_text()
+    for spec in TABLE_METRICS:
+        assert f"| {spec.label} |" in table
+        value = summary["metrics"][spec.key]
+        if value is None:
+            assert summary["unavailable"][spec.key]
+            assert f"- {spec.key}: " in table
+        else:
+            assert math.isfinite(value), spec.key
+    if meteor_unavailable_reason() is None:
+        assert summary["metrics"]["METEOR"] is not None
+    for row in _read_samples(out):
+        for key in (*TABLE_KEYS, "radgraph_simple", "radgraph_complete", "reward"):
+            if key.startswith("chexbert"):
+                continue  # CheXbert F1 is a set-level score; rows carry the positive labels instead
+            assert row[key] is None or math.isfinite(row[key]), key
+        assert isinstance(row["chexbert_hyp_positive"], list)
+    assert summary["metrics"]["reward"] == pytest.approx(-summary["metrics"]["radcliq_v1"])
+
+
+def test_scoring_the_written_samples_reproduces_the_table_with_baseline_and_curves(first_run, scorer, tmp_path):
+    out, first = first_run
+    state = tmp_path / "grpo" / "checkpoint-3"
+    state.mkdir(parents=True)
+    history = [{"step": s, "loss": 0.1 / s, "reward": -1.6 + 0.1 * s, "reward_std": 0.1} for s in (1, 2, 3)]
+    TrainerState(global_step=3, log_history=history).save_to_json(str(state / "trainer_state.json"))
+    config = EvaluateConfig(hypotheses_file=str(out / "samples.jsonl"), output_dir=str(tmp_path / "rescored"),
+                            baseline=str(out), training_runs=[str(tmp_path / "grpo")], progress=False,
+                            meteor=first["metrics"]["METEOR"] is not None)
+    summary = evaluate.main(config, scorer=scorer)
+    for key in TABLE_KEYS:
+        if first["metrics"][key] is None:
+            assert summary["metrics"][key] is None
+        else:
+            assert summary["metrics"][key] == pytest.approx(first["metrics"][key], abs=1e-4), key
+    assert summary["synthetic"] is True  # carried over from the rows of the file
+    assert summary["baseline"]["name"] == "tiny-policy"
+    assert summary["training"]["grpo"]["last_reward"] == pytest.approx(-1.3)
+    table = (tmp_path / "rescored" / "table.md").read_text()
+    assert "| tiny-policy | change |" in table
+    for name in ("metrics.png", "training_curves.png"):
+        with Image.open(tmp_path / "rescored" / name) as im:
+            assert im.format == "PNG"
+    assert summary["data_config"] is None  # the dataset was not needed
+
+
+def test_references_are_looked_up_by_id_when_the_file_has_none(first_run, scorer, tmp_path):
+    out, _ = first_run
+    rows = _read_samples(out)
+    path = tmp_path / "hyps.jsonl"
+    path.write_text("".join(json.dumps({"id": r["id"], "hypothesis": r["hypothesis"]}) + "\n" for r in rows[:3]))
+    config = EvaluateConfig(hypotheses_file=str(path), output_dir=str(tmp_path / "by-id"), meteor=False,
+                            progress=False)
+    data = DataConfig(dataset="synthetic", synthetic_num_test=5, image_size=64)
+    summary = evaluate.main(config, data, scorer=scorer)
+    scored = _read_samples(tmp_path / "by-id")
+    assert [r["reference"] for r in scored] == [r["reference"] for r in rows[:3]]
+    assert [r["radcliq_v1"] for r in scored] == pytest.approx([r["radcliq_v1"] for r in rows[:3]], abs=1e-4)
+    assert summary["synthetic"] is True and summary["data"]["dataset"] == "synthetic"
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ValueError, match="exactly one of model_name_or_path"):
+        EvaluateConfig()
+    with pytest.raises(ValueError, match="exactly one of model_name_or_path"):
+        EvaluateConfig(model_name_or_path="m", hypotheses_file="h.jsonl")
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        EvaluateConfig(model_name_or_path="m", batch_size=0)
+
+
+def test_no_scorer_and_bad_baseline_fail_before_the_work(tmp_path):
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(json.dumps({"hypothesis": "a", "reference": "b"}) + "\n")
+    with pytest.raises(ValueError, match="no scorer"):
+        evaluate.main(EvaluateConfig(hypotheses_file=str(samples), output_dir=str(tmp_path / "o"), meteor=False))
+    with pytest.raises(FileNotFoundError, match="no summary.json"):
+        evaluate.main(EvaluateConfig(hypotheses_file=str(samples), output_dir=str(tmp_path / "o"),
+                                     baseline=str(tmp_path)))
