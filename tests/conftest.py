@@ -8,6 +8,9 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests run tiny models: one intra-op thread is much faster than two fighting over a busy 2-core machine, and
+# subprocesses (reward servers, 2-process accelerate runs) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path  # noqa: E402
 
