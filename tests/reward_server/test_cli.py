@@ -57,6 +57,7 @@ def test_bad_limits_are_refused(tmp_path):
         main(["serve", "--model-dir", str(tmp_path), "--max-pairs-per-request", "100", "--max-queue-pairs", "10"])
 
 
+@pytest.mark.slow
 def test_make_tiny_writes_a_complete_kit(tmp_path, tiny_model_dir, capsys):
     assert main(["make-tiny", str(tmp_path / "kit"), "--seed", "0"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "kit")
@@ -102,6 +103,7 @@ def test_score_input_errors(tmp_path, tiny_model_dir):
         main(["score", "--model-dir", str(tiny_model_dir)])
 
 
+@pytest.mark.slow
 def test_serve_end_to_end_with_auth_and_sigterm(tiny_model_dir):
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -151,6 +151,7 @@ def test_503_retry_after_is_honoured(scorer):
     assert_rows_close(scores, scorer.score(hyps, refs))
 
 
+@pytest.mark.slow
 def test_kill_and_restart_mid_stream(tiny_model_dir, scorer):
     """SIGKILL the server while a client streams requests; a new server on the same port takes over."""
     port = free_port()

@@ -169,6 +169,7 @@ def _tiny_policy(tmp_path):
     return LlamaForCausalLM(config), tokenizer
 
 
+@pytest.mark.slow
 def test_grpo_trainer_step_against_the_live_server(live, scorer, tmp_path):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
