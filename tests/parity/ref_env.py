@@ -15,7 +15,15 @@ import sys
 import tarfile
 from pathlib import Path
 
-from reward_server.model_files import CHEXBERT_FILE, SCORERS_REPO, ModelFiles, read_radgraph_config
+from reward_server.model_files import (
+    BERTSCORE_MODEL,
+    CHEXBERT_BACKBONE,
+    CHEXBERT_FILE,
+    RADGRAPH_FILE,
+    SCORERS_REPO,
+    ModelFiles,
+    read_radgraph_config,
+)
 
 FAKE_COMMIT = "0" * 40
 HERE = Path(__file__).resolve().parent
@@ -37,22 +45,39 @@ def _hub_entry(hub_cache: Path, repo_id: str, src_dir: Path | None = None, files
             link.symlink_to(path.resolve())
 
 
+def _model_files(model_dir: str | Path) -> ModelFiles:
+    """``ModelFiles.locate``, except that a kit without RadGraph is accepted (encoder-only parity runs)."""
+    root = Path(model_dir)
+    scorers = root / SCORERS_REPO
+    if (scorers / RADGRAPH_FILE).exists() or (scorers / "radgraph").is_dir():
+        return ModelFiles.locate(root, verify=False)
+    return ModelFiles(root=root, bertscore=root / BERTSCORE_MODEL, chexbert_backbone=root / CHEXBERT_BACKBONE,
+                      chexbert_weights=scorers / CHEXBERT_FILE, radgraph=scorers / RADGRAPH_FILE)
+
+
 def build_reference_cache(model_dir: str | Path, cache_root: str | Path) -> dict[str, str]:
     """Lay out the caches radeval reads and return the environment variables that select them."""
-    files = ModelFiles.locate(model_dir, verify=False)
+    files = _model_files(model_dir)
     root = Path(cache_root)
     hf_home = root / "hf"
     hub = hf_home / "hub"
     xdg = root / "xdg"
-    _hub_entry(hub, "distilroberta-base", files.bertscore)
-    _hub_entry(hub, "bert-base-uncased", files.chexbert_backbone)
-    backbone_id = read_radgraph_config(files.radgraph)["model"]["embedder"]["token_embedders"]["bert"]["model_name"]
-    _hub_entry(hub, backbone_id, Path(files.radgraph_backbone()))
+    # A partial kit (e.g. only the encoders a test needs) links what it has.
+    if files.bertscore.is_dir():
+        _hub_entry(hub, "distilroberta-base", files.bertscore)
+    if files.chexbert_backbone.is_dir():
+        _hub_entry(hub, "bert-base-uncased", files.chexbert_backbone)
     # chexbert.pth: hf_hub_download(SCORERS_REPO, "chexbert.pth", cache_dir=user_cache_dir("chexbert"))
-    _hub_entry(xdg / "chexbert", SCORERS_REPO, files={CHEXBERT_FILE: files.chexbert_weights})
+    if files.chexbert_weights.is_file():
+        _hub_entry(xdg / "chexbert", SCORERS_REPO, files={CHEXBERT_FILE: files.chexbert_weights})
     # RadGraph: an extracted, writable copy (AllenNLP writes a .lock into vocabulary/).
     rg = xdg / "radgraph" / "0.1.18" / "radgraph"
-    if not rg.is_dir():
+    if files.radgraph.exists():
+        backbone_id = read_radgraph_config(files.radgraph)["model"]["embedder"]["token_embedders"]["bert"][
+            "model_name"
+        ]
+        _hub_entry(hub, backbone_id, Path(files.radgraph_backbone()))
+    if files.radgraph.exists() and not rg.is_dir():
         rg.mkdir(parents=True)
         if files.radgraph.is_dir():
             shutil.copytree(files.radgraph, rg, dirs_exist_ok=True)
