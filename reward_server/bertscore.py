@@ -289,12 +289,8 @@ class BERTScorer:
         """Raw ``(P, R, F)`` before empty-text handling; ``floor`` [B, 2] bounds (wp, wr) from below."""
         h = pad_sequence([e.emb.to(self.device) for e in hyps], batch_first=True)
         r = pad_sequence([e.emb.to(self.device) for e in refs], batch_first=True)
-        wh = pad_sequence([weights(e.ids) for e in hyps], batch_first=True)
-        wr = pad_sequence([weights(e.ids) for e in refs], batch_first=True)
-        hmask = torch.arange(h.shape[1], device=h.device)[None] < torch.tensor([len(e.ids) for e in hyps],
-                                                                                 device=h.device)[:, None]
-        rmask = torch.arange(r.shape[1], device=r.device)[None] < torch.tensor([len(e.ids) for e in refs],
-                                                                                 device=r.device)[:, None]
+        hmask, wh = self._padded_weights(hyps, weights)
+        rmask, wr = self._padded_weights(refs, weights)
         sim = torch.bmm(h, r.transpose(1, 2))
         word_p = sim.masked_fill(~rmask[:, None, :], float("-inf")).amax(dim=2)
         word_r = sim.masked_fill(~hmask[:, :, None], float("-inf")).amax(dim=1)
@@ -309,6 +305,13 @@ class BERTScorer:
         R = (word_r * wr).sum(dim=1)
         F = 2 * P * R / (P + R)
         return torch.stack([P, R, F], dim=-1)
+
+    def _padded_weights(self, texts: list[TokenEmbeddings], weights: TokenWeights):
+        """Padding mask and per-token weights (0 on padding) for a batch, gathered in one transfer."""
+        lens = torch.tensor([len(e.ids) for e in texts])
+        ids = pad_sequence([e.ids for e in texts], batch_first=True).to(self.device)
+        mask = torch.arange(ids.shape[1], device=self.device)[None] < lens.to(self.device)[:, None]
+        return mask, weights(ids) * mask
 
     def _reference_padding(self, prf, hyp_embs, ref_embs, weights, hyp_len, ref_len) -> torch.Tensor:
         """Recompute the pairs whose side is shorter than its chunk's longest: there a padded 0 joins the max."""
@@ -335,7 +338,5 @@ class BERTScorer:
         hyps, refs = check_pairs(hyps, refs)
         embs = self.encode(hyps + refs)
         weights = self.idf_weights(embs[len(hyps):]) if idf else None
-        if idf and not refs:
-            weights = None
         return self.score_from_embeddings(embs[: len(hyps)], embs[len(hyps):], idf=weights,
                                           reference_padding=reference_padding)
