@@ -17,8 +17,7 @@ import pytest
 import torch
 
 from reward_server.bertscore import BASELINE_EN, REFERENCE_PAIR_CHUNK, BERTScorer, TokenWeights, read_baseline
-from reward_server.tinykit.corpus import synthetic_reports, tokenizer_corpus
-from reward_server.tinykit.encoders import write_bertscore_model
+from reward_server.tinykit.corpus import synthetic_reports
 from tests.parity.pairs import iu_reports, make_pairs
 from tests.parity.ref_env import run_reference
 
@@ -27,10 +26,8 @@ needs_radeval = pytest.mark.skipif(importlib.util.find_spec("radeval") is None, 
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bertscore-kit")
-    write_bertscore_model(out, tokenizer_corpus(0), seed=0)
-    return out
+def kit(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,7 @@ import torch
 from reward_server.chexbert import CheXbert
 from reward_server.chexbert_f1 import TOP5_INDEX, chexbert_f1
 from reward_server.model_files import CHEXBERT_BACKBONE, CHEXBERT_FILE, SCORERS_REPO
-from reward_server.tinykit.corpus import synthetic_reports, tokenizer_corpus
-from reward_server.tinykit.encoders import write_chexbert
+from reward_server.tinykit.corpus import synthetic_reports
 from tests.parity.pairs import iu_reports, make_pairs
 from tests.parity.ref_env import run_reference
 
@@ -29,10 +28,8 @@ needs_radeval = pytest.mark.skipif(importlib.util.find_spec("radeval") is None, 
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    out = tmp_path_factory.mktemp("chexbert-kit")
-    write_chexbert(out, tokenizer_corpus(0), seed=0)
-    return out
+def kit(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")
