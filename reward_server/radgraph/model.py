@@ -40,6 +40,7 @@ from reward_server.radgraph.preprocess import normalize_word, split_report
 # DyGIE's label namespaces are "<dataset>__ner_labels"; radeval passes model_type as the dataset.
 DATASET = "radgraph"
 WIDTH_EMBEDDING = "_endpoint_span_extractor._span_width_embedding.weight"
+_MAX_CACHED_WORDS = 1 << 20
 
 
 def _linear(archive: RadGraphArchive, prefix: str) -> nn.Linear:
@@ -373,6 +374,8 @@ class RadGraph(nn.Module):
     def _word_pieces(self, words: Sequence[str]) -> list[tuple[int, ...]]:
         """Word-piece ids of each word tokenised on its own (cached: report vocabularies are small)."""
         new = list(dict.fromkeys(w for w in words if w not in self._pieces))
+        if len(self._pieces) + len(new) > _MAX_CACHED_WORDS:  # generated text can invent words without end
+            self._pieces.clear()
         if new:
             encoded = self.tokenizer([normalize_word(w) for w in new], add_special_tokens=False)["input_ids"]
             self._pieces.update(zip(new, map(tuple, encoded), strict=True))
