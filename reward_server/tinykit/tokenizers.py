@@ -9,6 +9,7 @@ so the real loading code runs unchanged against them.
 from __future__ import annotations
 
 import string
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,25 +19,42 @@ BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 
 
+def wordpiece_vocab(corpus: Iterable[str], vocab_size: int = 1200) -> list[str]:
+    """A deterministic uncased WordPiece vocabulary: specials, characters, frequent words and suffixes.
+
+    ``tokenizers``' WordPieceTrainer breaks ties in hash order, so its vocabulary changes from run to run;
+    the kit must be byte-identical for a seed, so the vocabulary is chosen here by counts with
+    lexicographic tie-breaks. Every ASCII character exists as a word start and as a ``##`` continuation,
+    so no ASCII word falls back to ``[UNK]`` (the real vocabularies have them too).
+    """
+    normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in corpus:
+        words.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted(set(string.ascii_lowercase + string.digits + string.punctuation).union(*words))
+    vocab = [*BERT_SPECIALS, *chars, *(f"##{c}" for c in chars if c.isalnum())]
+    suffixes: Counter[str] = Counter()
+    for word, count in words.items():
+        for k in range(2, min(5, len(word))):
+            suffixes[f"##{word[-k:]}"] += count
+    budget = max(0, vocab_size - len(vocab))
+    ranked_words = [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1]
+    ranked_suffixes = [s for s, _ in sorted(suffixes.items(), key=lambda kv: (-kv[1], kv[0]))]
+    n_words = min(len(ranked_words), (2 * budget) // 3)
+    vocab += ranked_words[:n_words] + ranked_suffixes[: budget - n_words]
+    return list(dict.fromkeys(vocab))
+
+
 def train_wordpiece_uncased(corpus: Iterable[str], out_dir: str | Path, vocab_size: int = 1200) -> Path:
-    """Train an uncased WordPiece tokenizer and save it as a ``BertTokenizerFast`` directory."""
+    """Build an uncased WordPiece tokenizer from ``corpus`` and save it as a ``BertTokenizerFast`` directory."""
     from transformers import BertTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    vocab = {piece: i for i, piece in enumerate(wordpiece_vocab(corpus, vocab_size))}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    alphabet = list(string.ascii_lowercase + string.digits + string.punctuation)
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size,
-        special_tokens=BERT_SPECIALS,
-        initial_alphabet=alphabet,
-        continuing_subword_prefix="##",
-        show_progress=False,
-    )
-    # One word per character in a non-initial position, so every "##c" piece exists and no ASCII word
-    # falls back to [UNK] (the real vocabularies have them too).
-    coverage = " ".join(f"a{c}{c}" for c in string.ascii_lowercase + string.digits)
-    tok.train_from_iterator([*corpus, coverage], trainer)
+    tok.add_special_tokens(BERT_SPECIALS)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
