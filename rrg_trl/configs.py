@@ -1,0 +1,127 @@
+"""Argument dataclasses shared by the training stages (``TrlParser`` turns each field into a flag / YAML key).
+
+Each stage parses ``(<Stage>ScriptArguments, <trl Stage>Config, trl.ModelConfig, DataConfig)``, as TRL's own
+scripts do: TRL's config owns everything about the optimisation (including ``reward_weights``), ModelConfig the
+policy and its LoRA / QLoRA flags, :class:`~rrg_trl.data.DataConfig` the reports and images. The classes here
+add what is ours: which splits to use, where rewards come from, and the reward-hacking guards. No field may
+collide with a field of the other three dataclasses (argparse would refuse the duplicate flag).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rrg_trl.reward_guards import GUARDS
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class RRGScriptArguments:
+    """What every stage needs beyond TRL's config: splits and how the policy is prepared."""
+
+    dataset_train_split: str = field(default="train", metadata=_help("Split to train on."))
+    dataset_test_split: str = field(
+        default="val", metadata=_help("Split for evaluation during training (used when eval_strategy != 'no').")
+    )
+    freeze_vision_tower: bool = field(
+        default=True, metadata=_help("Keep the vision tower frozen (LoRA never touches it either).")
+    )
+    vision_model_name_or_path: str | None = field(
+        default=None,
+        metadata=_help("LM-RRG from parts: the pretrained vision backbone (leave model_name_or_path unset)."),
+    )
+    text_model_name_or_path: str | None = field(
+        default=None, metadata=_help("LM-RRG from parts: the pretrained causal LM.")
+    )
+
+
+@dataclass
+class SFTScriptArguments(RRGScriptArguments):
+    """SFT needs nothing beyond the shared arguments; the class exists so each stage has its own name."""
+
+
+@dataclass
+class RewardArguments:
+    """Where the RL rewards come from and how a failing reward server is handled.
+
+    Values left unset (``None``) fall back to the ``RRG_REWARD_*`` environment variables read by
+    :meth:`rrg_trl.rewards.RewardConfig.from_env`, then to its defaults, so one image / compose file can point
+    every recipe at its reward server. The API key is never written in a recipe: ``reward_api_key_env``
+    names the variable that holds it.
+    """
+
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["radcliq"],
+        metadata=_help(
+            "Rewards: radcliq (-RadCliQ), radgraph, bertscore, semb, bleu2 (one server request for all of "
+            "them), or a dotted import path 'pkg.module.func'. Weights: the trainer's reward_weights."
+        ),
+    )
+    log_reward_components: bool = field(
+        default=True,
+        metadata=_help(
+            "Also log the RadCliQ components (radgraph, bertscore, semb, bleu2) as rewards/<name>/mean, "
+            "as weight-0 rewards from the same request."
+        ),
+    )
+    reward_urls: list[str] | None = field(
+        default=None, metadata=_help("Reward server URL(s); several = replicas (default: $RRG_REWARD_URLS).")
+    )
+    reward_api_key_env: str = field(
+        default="RRG_REWARD_API_KEY", metadata=_help("Environment variable holding the server's bearer token.")
+    )
+    reward_timeout_s: float | None = field(default=None, metadata=_help("Per-request timeout in seconds."))
+    reward_retry_budget_s: float | None = field(
+        default=None,
+        metadata=_help("How long one batch may keep retrying an unreachable server before training stops."),
+    )
+    reward_max_consecutive_failures: int | None = field(
+        default=None,
+        metadata=_help("Batches in a row the server may fail to score (they get no reward) before training stops."),
+    )
+    reward_reference_column: str | None = field(
+        default=None, metadata=_help("Dataset column with the reference report (default: report).")
+    )
+    reward_model_dir: str | None = field(
+        default=None, metadata=_help("Score in-process from this scorer directory instead of a server.")
+    )
+    reward_device: str | None = field(default=None, metadata=_help("Device of the in-process scorer."))
+    reward_wait_timeout_s: float = field(
+        default=300.0,
+        metadata=_help("Wait this long for the reward server's /ready before loading the policy; 0 = don't wait."),
+    )
+    # Reward-hacking guards (rrg_trl.reward_guards): applied to the first reward function.
+    reward_guards: list[str] = field(
+        default_factory=lambda: list(GUARDS),
+        metadata=_help(f"Guards to apply, any of {list(GUARDS)}; 'none' (or [] in YAML) disables them."),
+    )
+    guard_penalty: float = field(
+        default=1.0, metadata=_help("Subtracted from the first reward of a completion that trips a guard.")
+    )
+    guard_min_words: int = field(default=3, metadata=_help("too_short: fewer words than this."))
+    guard_repeat_ngram: int = field(default=3, metadata=_help("repetition: word n-gram size."))
+    guard_max_repeat_fraction: float = field(
+        default=0.5, metadata=_help("repetition: share of repeated n-grams above which a completion is degenerate.")
+    )
+
+    def __post_init__(self):
+        if list(self.reward_guards) == ["none"]:  # the command-line spelling of an empty list
+            self.reward_guards = []
+        unknown = [g for g in self.reward_guards if g not in GUARDS]
+        if unknown:
+            raise ValueError(f"unknown reward guard(s) {unknown}; available: {list(GUARDS)}")
+        if not self.reward_funcs:
+            raise ValueError("reward_funcs is empty: name at least one reward (e.g. radcliq)")
+
+
+@dataclass
+class GRPOScriptArguments(RRGScriptArguments, RewardArguments):
+    """GRPO: shared arguments + rewards."""
+
+
+@dataclass
+class RLOOScriptArguments(RRGScriptArguments, RewardArguments):
+    """RLOO: shared arguments + rewards (the same reward set-up as GRPO)."""

@@ -1,0 +1,108 @@
+"""The steps every stage shares: logging, data splits, train (resuming), save, and what ``run`` returns.
+
+Kept out of the stage scripts so that ``rrg_trl.sft`` / ``grpo`` / ``rloo`` read like TRL's own scripts:
+parse, load, build the trainer, :func:`train_and_save`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rrg_trl.checkpoints import resolve_resume_checkpoint
+
+logger = logging.getLogger(__name__)
+
+RUN_INFO = "run_info.json"
+
+
+@dataclass
+class StageResult:
+    """What a stage's ``run()`` returns."""
+
+    stage: str
+    output_dir: str
+    global_step: int
+    metrics: dict
+    resumed_from: str | None
+    trainer: Any
+
+
+def setup_logging(training_args: Any) -> None:
+    """Per-process log level from the training arguments (main process: info, others: warning)."""
+    import datasets
+    import transformers
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    level = training_args.get_process_log_level()
+    logging.getLogger("rrg_trl").setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+
+
+def load_splits(data_args: Any, script_args: Any, training_args: Any, *, with_completion: bool):
+    """``(train_dataset, eval_dataset or None)``; only the splits the run uses are loaded."""
+    import dataclasses
+
+    from rrg_trl.data import load_dataset_from_config
+
+    wanted = [script_args.dataset_train_split]
+    do_eval = training_args.eval_strategy != "no"
+    if do_eval:
+        wanted.append(script_args.dataset_test_split)
+    config = dataclasses.replace(data_args, with_completion=with_completion,
+                                 splits=data_args.splits or wanted)
+    with training_args.main_process_first(desc="loading the dataset"):
+        splits = load_dataset_from_config(config)
+    missing = [s for s in wanted if s not in splits]
+    if missing:
+        raise ValueError(
+            f"split(s) {missing} not in the {config.dataset} dataset (it has {sorted(splits)}); set "
+            "dataset_train_split / dataset_test_split or the data config's splits"
+        )
+    train = splits[script_args.dataset_train_split]
+    logger.info("train split %r: %d rows (%s)", script_args.dataset_train_split, len(train), config.dataset)
+    return train, splits[script_args.dataset_test_split] if do_eval else None
+
+
+def train_and_save(trainer: Any, training_args: Any, *, stage: str, data_args: Any, model_args: Any) -> StageResult:
+    """Train (resuming per ``resume_from_checkpoint``), save the model, metrics, state and ``run_info.json``."""
+    checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = dict(result.metrics)
+    metrics["train_samples"] = len(trainer.train_dataset)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        synthetic = _synthetic_share(trainer.train_dataset)
+        info = {
+            "stage": stage,
+            "model_name_or_path": model_args.model_name_or_path,
+            "use_peft": model_args.use_peft,
+            "dataset": data_args.dataset,
+            "synthetic_data": synthetic > 0,
+            "synthetic_share": synthetic,
+            "global_step": trainer.state.global_step,
+            "resumed_from": checkpoint,
+        }
+        Path(training_args.output_dir, RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
+        logger.info("%s finished at step %d; model saved to %s%s", stage, trainer.state.global_step,
+                    training_args.output_dir, " (trained on SYNTHETIC data)" if synthetic else "")
+    return StageResult(stage, str(training_args.output_dir), trainer.state.global_step, metrics, checkpoint, trainer)
+
+
+def _synthetic_share(dataset: Any) -> float:
+    if "synthetic" not in dataset.column_names or len(dataset) == 0:
+        return 0.0
+    column = dataset.with_format(None)["synthetic"] if hasattr(dataset, "with_format") else dataset["synthetic"]
+    return sum(bool(x) for x in column) / len(column)
