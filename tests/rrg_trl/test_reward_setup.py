@@ -1,0 +1,116 @@
+"""An RL stage's rewards from its arguments: configuration precedence, the registry and dotted paths,
+logged-only components, the guard on the first reward, and failing fast when no server answers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reward_server.client import RewardServerUnavailable
+from rrg_trl.configs import GRPOScriptArguments
+from rrg_trl.reward_setup import build_reward_funcs, prepare_rewards, reward_config, stop_token_ids
+from tests.reward_server.live import free_port, grpo_batch
+
+STOP = {2}
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for var in ("RRG_REWARD_URLS", "RRG_REWARD_API_KEY", "RRG_REWARD_TIMEOUT_S", "RRG_REWARD_RETRY_BUDGET_S"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_recipe_over_environment_over_defaults(monkeypatch):
+    monkeypatch.setenv("RRG_REWARD_URLS", "http://env:1,http://env:2")
+    monkeypatch.setenv("RRG_REWARD_TIMEOUT_S", "7")
+    monkeypatch.setenv("RRG_REWARD_API_KEY", "from-env")
+    config = reward_config(GRPOScriptArguments())
+    assert config.urls == ("http://env:1", "http://env:2") and config.timeout_s == 7.0
+    assert config.api_key == "from-env" and config.reference_column == "report"
+    config = reward_config(GRPOScriptArguments(reward_urls=["http://recipe:8000"], reward_timeout_s=3,
+                                               reward_retry_budget_s=9, reward_max_consecutive_failures=2))
+    assert config.urls == ("http://recipe:8000",) and config.timeout_s == 3 and config.retry_budget_s == 9
+    assert config.max_consecutive_failures == 2
+    monkeypatch.setenv("MY_TOKEN", "secret")
+    assert reward_config(GRPOScriptArguments(reward_api_key_env="MY_TOKEN")).api_key == "secret"
+
+
+def test_a_named_but_missing_key_variable_is_an_error():
+    with pytest.raises(ValueError, match="reward_api_key_env='NOT_SET_ANYWHERE'"):
+        reward_config(GRPOScriptArguments(reward_api_key_env="NOT_SET_ANYWHERE"))
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown reward guard"):
+        GRPOScriptArguments(reward_guards=["empty", "shouting"])
+    with pytest.raises(ValueError, match="reward_funcs is empty"):
+        GRPOScriptArguments(reward_funcs=[])
+    with pytest.raises(ValueError, match="unknown reward 'rouge'"):
+        build_reward_funcs(GRPOScriptArguments(reward_funcs=["rouge"]), None, STOP)
+    with pytest.raises(ValueError, match="cannot import reward"):
+        build_reward_funcs(GRPOScriptArguments(reward_funcs=["no_such_pkg.reward"]), None, STOP)
+    with pytest.raises(ValueError, match="has no function 'missing'"):
+        build_reward_funcs(GRPOScriptArguments(reward_funcs=["tests.rrg_trl.toy_rewards.missing"]), None, STOP)
+    with pytest.raises(ValueError, match="reward_weights has 2 values for 1 reward_funcs"):
+        build_reward_funcs(GRPOScriptArguments(reward_urls=["http://127.0.0.1:1"]), [1.0, 2.0], STOP)
+
+
+def test_dotted_path_reward_needs_no_server():
+    args = GRPOScriptArguments(reward_funcs=["tests.rrg_trl.toy_rewards.target_token_share"], reward_guards=[])
+    assert prepare_rewards(args) is None
+    funcs, weights = build_reward_funcs(args, None, STOP)
+    assert [f.__name__ for f in funcs] == ["target_token_share"] and weights == [1.0]
+
+
+def test_radcliq_with_logged_components_against_the_live_server(reward_server, stage_scorer):
+    args = GRPOScriptArguments(reward_urls=[reward_server.url], guard_penalty=0.5)
+    funcs, weights = build_reward_funcs(args, [2.0], STOP, rewards=prepare_rewards(args))
+    assert [f.__name__ for f in funcs] == ["radcliq", "radgraph", "bertscore", "semb", "bleu2"]
+    assert weights == [2.0, 0.0, 0.0, 0.0, 0.0] and hasattr(funcs[0], "guard")
+    assert not any(hasattr(f, "guard") for f in funcs[1:]), "only the weighted first reward is guarded"
+
+    hyps, refs = grpo_batch(1, group=4, seed=11)
+    hyps[1] = ""  # an empty report: scored by the server, then penalised
+    ids = [[5, 2], [2], [5, 6], [5, 2]]  # the third never finished: truncated
+    requests_before = reward_server.state.batcher.stats.pairs
+
+    async def call_all():
+        return await asyncio.gather(*(f(prompts=["p"] * 4, completions=hyps, completion_ids=ids, report=refs)
+                                      for f in funcs))
+
+    radcliq, *components = asyncio.run(call_all())
+    assert reward_server.state.batcher.stats.pairs - requests_before == 4, "one request serves all five"
+    expected = stage_scorer.score(hyps, refs)
+    penalty = [0.0, 0.5, 0.5, 0.0]
+    assert radcliq == pytest.approx([-e["radcliq"] - p for e, p in zip(expected, penalty, strict=True)], abs=1e-5)
+    for name, values in zip(["radgraph", "bertscore", "semb", "bleu2"], components, strict=True):
+        assert values == pytest.approx([e[name] for e in expected], abs=1e-5), name
+
+
+def test_components_can_be_left_out_and_requested_ones_are_not_duplicated(reward_server):
+    args = GRPOScriptArguments(reward_urls=[reward_server.url], reward_funcs=["radcliq", "bleu2"],
+                               log_reward_components=True)
+    funcs, weights = build_reward_funcs(args, [1.0, 0.5], STOP)
+    assert [f.__name__ for f in funcs] == ["radcliq", "bleu2", "radgraph", "bertscore", "semb"]
+    assert weights == [1.0, 0.5, 0.0, 0.0, 0.0]
+    args = GRPOScriptArguments(reward_urls=[reward_server.url], log_reward_components=False, reward_guards=[])
+    funcs, weights = build_reward_funcs(args, None, STOP)
+    assert [f.__name__ for f in funcs] == ["radcliq"] and weights == [1.0] and not hasattr(funcs[0], "guard")
+
+
+def test_no_server_fails_fast_before_the_policy_is_loaded():
+    args = GRPOScriptArguments(reward_urls=[f"http://127.0.0.1:{free_port()}"], reward_wait_timeout_s=0.5)
+    with pytest.raises(RewardServerUnavailable, match="not ready after 0.5s"):
+        prepare_rewards(args)
+    args.reward_wait_timeout_s = 0  # opt out of the wait: the backend is built, the first batch will retry
+    assert prepare_rewards(args) is not None
+
+
+def test_stop_token_ids_of_the_tiny_policy(policy_dir):
+    from rrg_trl.modeling import load_policy
+
+    model, processor = load_policy(policy_dir)
+    ids = stop_token_ids(model, processor)
+    tok = processor.tokenizer
+    assert {tok.eos_token_id, tok.pad_token_id} <= ids and None not in ids

@@ -1,0 +1,37 @@
+"""rrg_trl.sft end to end on the tiny policy and synthetic data (the ``sft_runs`` fixture): LoRA adapter
+saved, then resumed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tests.rrg_trl.stage_helpers import logged
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_sft_trains_lora_on_image_and_report(sft_runs, policy_dir):
+    first, out = sft_runs.first, sft_runs.out
+    assert first.stage == "sft" and first.global_step == 2 and first.resumed_from is None
+    losses = logged(first, "loss")
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    # A LoRA adapter (decoder only) and the processor, so the RL stages can start from this directory.
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(policy_dir.resolve())
+    assert "language_model" in config["target_modules"] and "visual" not in config["target_modules"]
+    assert (out / "adapter_model.safetensors").is_file() and (out / "processor_config.json").is_file()
+    # The images reach the model: the vision tower ran in every training step.
+    assert sft_runs.vision_calls >= 2
+
+
+def test_sft_resumes_from_last_checkpoint(sft_runs):
+    first, second, out = sft_runs.first, sft_runs.second, sft_runs.out
+    assert second.resumed_from == str(out / "checkpoint-2")
+    assert second.global_step == 3 and sft_runs.steps_after_resume == [3], "only the missing step runs"
+    assert logged(second, "loss")[:2] == logged(first, "loss"), "the resumed state carries the earlier logs"
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["global_step"] == 3 and info["resumed_from"].endswith("checkpoint-2")
+    assert info["synthetic_data"] is True, "synthetic training data is labelled as such"
