@@ -12,7 +12,9 @@ RG_ER and combined), CheXbert F1 (14 and 5 classes, micro and macro), BERTScore,
 all through the code the reward uses (:mod:`rrg_trl.evaluation.scoring`). Outputs in ``output_dir``:
 ``samples.jsonl`` (one row per report), ``summary.json``, ``table.md``, ``metrics.png`` (bars; beside a
 baseline run's when ``--baseline`` is given) and ``training_curves.png`` (loss and reward from the trainer
-state of each ``--training_runs`` entry). Synthetic data is labelled as such in every one of them.
+state of each ``--training_runs`` entry); with ``--sampled_reward_samples K`` also ``sampled.jsonl`` (K
+sampled reports per study and their reward, whose mean is the quantity RL maximises). Synthetic data is
+labelled as such in every one of them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ SUMMARY_FILE = "summary.json"
 TABLE_FILE = "table.md"
 METRICS_PLOT = "metrics.png"
 TRAINING_PLOT = "training_curves.png"
+SAMPLED_FILE = "sampled.jsonl"
 
 SOURCE_DESCRIPTIONS = {
     "synthetic": "synthetic reports with images drawn from them",
@@ -89,6 +92,12 @@ class EvaluateConfig:
     dtype: str = field(default="auto", metadata=_help("Policy dtype: auto, float32, bfloat16, float16."))
     device: str | None = field(default=None, metadata=_help("Policy device (default: cuda if any)."))
     meteor: bool = field(default=True, metadata=_help("Run METEOR (Meteor 1.5 jar; needs Java)."))
+    sampled_reward_samples: int = field(
+        default=0,
+        metadata=_help("Also sample this many reports per study and report their mean reward (-RadCliQ): "
+                       "the quantity RL maximises, less noisy than one greedy report. 0 = off."),
+    )
+    sample_temperature: float = field(default=1.0, metadata=_help("Temperature of those sampled reports."))
     training_runs: list[str] | None = field(
         default=None, metadata=_help("trainer_state.json files or run/checkpoint dirs: loss and reward curves.")
     )
@@ -103,6 +112,10 @@ class EvaluateConfig:
             raise ValueError("give exactly one of model_name_or_path (generate) or hypotheses_file (score outputs)")
         if self.adapter_path is not None and self.model_name_or_path is None:
             raise ValueError("adapter_path needs model_name_or_path (its base model)")
+        if self.sampled_reward_samples < 0:
+            raise ValueError(f"sampled_reward_samples must be >= 0, got {self.sampled_reward_samples}")
+        if self.sampled_reward_samples and self.model_name_or_path is None:
+            raise ValueError("sampled_reward_samples needs a policy (model_name_or_path) to sample from")
         for name in ("batch_size", "max_new_tokens", "num_beams"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -148,7 +161,18 @@ def _load_split(data_config: DataConfig, split: str):
     return load_dataset_from_config(data_config, split=split)
 
 
-def _generate(config: EvaluateConfig, dataset) -> tuple[list[EvalSample], dict]:
+@dataclass
+class SampledReports:
+    """``per_prompt`` sampled reports for each study, flattened study-major (study 0's samples first)."""
+
+    ids: list[str]
+    references: list[str]
+    hypotheses: list[str]
+    per_prompt: int
+    temperature: float
+
+
+def _generate(config: EvaluateConfig, dataset) -> tuple[list[EvalSample], SampledReports | None, dict]:
     from rrg_trl.evaluation.generation import generate_reports, load_eval_policy
 
     if len(dataset) == 0:
@@ -162,15 +186,40 @@ def _generate(config: EvaluateConfig, dataset) -> tuple[list[EvalSample], dict]:
         num_beams=config.num_beams, repetition_penalty=config.repetition_penalty, seed=config.seed,
         progress=config.progress,
     )
-    elapsed = time.perf_counter() - start
-    del model
+    timing = {"generation_s": round(time.perf_counter() - start, 3)}
     columns = {c: dataset[c] for c in ("id", "report", "synthetic", "source", "split")}
     samples = [
         EvalSample(id=columns["id"][i], hypothesis=h, reference=columns["report"][i],
                    synthetic=bool(columns["synthetic"][i]), source=columns["source"][i], split=columns["split"][i])
         for i, h in enumerate(hyps)
     ]
-    return samples, {"generation_s": round(elapsed, 3)}
+    sampled = None
+    k = config.sampled_reward_samples
+    if k:
+        start = time.perf_counter()
+        order = [i for i in range(len(dataset)) for _ in range(k)]
+        texts = generate_reports(
+            model, processor, dataset.select(order), batch_size=config.batch_size,
+            max_new_tokens=config.max_new_tokens, do_sample=True, temperature=config.sample_temperature,
+            top_p=1.0, repetition_penalty=config.repetition_penalty, seed=config.seed, progress=config.progress,
+        )
+        sampled = SampledReports([columns["id"][i] for i in order], [columns["report"][i] for i in order], texts,
+                                 k, config.sample_temperature)
+        timing["sampled_generation_s"] = round(time.perf_counter() - start, 3)
+    del model
+    return samples, sampled, timing
+
+
+def _sampled_reward(sampled: SampledReports, scorer: Any, client: Any) -> tuple[dict[str, Any], list[float | None]]:
+    """Mean -RadCliQ of the sampled reports, with its standard error, through the reward's own scorer."""
+    rows = (scorer or client).score(sampled.hypotheses, sampled.references)
+    rewards = [None if r.get("radcliq") is None else -float(r["radcliq"]) for r in rows]
+    good = [r for r in rewards if r is not None and math.isfinite(r)]
+    n = len(good)
+    mean = sum(good) / n if n else None
+    sem = (math.sqrt(sum((r - mean) ** 2 for r in good) / (n - 1)) / math.sqrt(n)) if n > 1 else None
+    return {"mean": mean, "sem": sem, "n": n, "per_prompt": sampled.per_prompt,
+            "temperature": sampled.temperature, "missing": len(rewards) - n}, rewards
 
 
 def _make_scorer(config: EvaluateConfig):
@@ -235,8 +284,9 @@ def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, score
         used_data.append(True)
         return _load_split(data_config, config.eval_split)
 
+    sampled = None
     if config.model_name_or_path is not None:
-        samples, timing = _generate(config, load_split())
+        samples, sampled, timing = _generate(config, load_split())
         run_name = config.run_name or Path(config.model_name_or_path).name
     else:
         samples = samples_from_jsonl(config.hypotheses_file, hypothesis_key=config.hypothesis_key,
@@ -250,6 +300,9 @@ def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, score
     try:
         scores = score_reports([s.hypothesis for s in samples], [s.reference for s in samples], scorer=scorer,
                                client=client, meteor=config.meteor, progress=config.progress)
+        if sampled is not None:
+            scores.details["reward_sampled"], sampled_rewards = _sampled_reward(sampled, scorer, client)
+            scores.metrics["reward_sampled"] = scores.details["reward_sampled"]["mean"]
     finally:
         if client is not None:
             client.close()
@@ -263,6 +316,14 @@ def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, score
                "metrics_plot": out_dir / METRICS_PLOT}
     if runs:
         outputs["training_plot"] = out_dir / TRAINING_PLOT
+    if sampled is not None:
+        outputs["sampled"] = out_dir / SAMPLED_FILE
+        with open(outputs["sampled"], "w", encoding="utf-8") as f:
+            for i, (sid, hyp, ref, reward) in enumerate(zip(sampled.ids, sampled.hypotheses, sampled.references,
+                                                            sampled_rewards, strict=True)):
+                f.write(json.dumps({"id": sid, "sample": i % sampled.per_prompt, "synthetic": data["synthetic"],
+                                    "hypothesis": hyp, "reference": ref, "reward": _finite_or_none(reward)},
+                                   ensure_ascii=False) + "\n")
 
     with open(outputs["samples"], "w", encoding="utf-8") as f:
         for i, (sample, row) in enumerate(zip(samples, scores.per_sample, strict=True)):
@@ -277,8 +338,7 @@ def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, score
     table = render_markdown(
         scores.metrics, title=title, unavailable=scores.unavailable, synthetic=synthetic, run_name=run_name,
         baseline=baseline["metrics"] if baseline else None, baseline_name=baseline_name or "baseline",
-        notes=[f"Data: {data['label']}.", f"Reward (mean -RadCliQ-{_reward_version(scores)}): "
-               f"{_fmt(scores.metrics.get('reward'))}."],
+        notes=_notes(data, scores),
     )
     outputs["table"].write_text(table, encoding="utf-8")
     plot_metric_bars(scores.metrics, outputs["metrics_plot"], run_name=run_name,
@@ -308,6 +368,18 @@ def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, score
     outputs["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     logger.info("evaluation written to %s", out_dir)
     return summary
+
+
+def _notes(data: dict, scores) -> list[str]:
+    version = _reward_version(scores)
+    notes = [f"Data: {data['label']}.",
+             f"Reward (mean -RadCliQ-{version}) of these reports: {_fmt(scores.metrics.get('reward'))}."]
+    sampled = scores.details.get("reward_sampled")
+    if sampled:
+        sem = f" ± {sampled['sem']:.4f} (s.e.)" if sampled["sem"] is not None else ""
+        notes.append(f"Reward of sampled reports ({sampled['per_prompt']} per study, temperature "
+                     f"{sampled['temperature']:g}, {sampled['n']} in all): {_fmt(sampled['mean'])}{sem}.")
+    return notes
 
 
 def _reward_version(scores) -> str:

@@ -63,39 +63,42 @@ def _series(history: list[dict], key: str) -> tuple[list[float], list[float]]:
 def plot_training_curves(
     runs: Mapping[str, str | Path], out_path: str | Path, *, title: str = "Training", synthetic: bool = False
 ) -> Path:
-    """One row per run: its loss and (GRPO/RLOO) reward curves, from each run's trainer state."""
+    """One row per run: its loss, its (GRPO/RLOO) reward with the group std band, and the logged reward
+    components (``rewards/<name>/mean``), from each run's trainer state."""
     plt = _pyplot()
     histories = {name: read_log_history(path) for name, path in runs.items()}
     if not histories:
         raise ValueError("no training runs to plot")
-    fig, axes = plt.subplots(len(histories), 2, figsize=(11, 3.4 * len(histories)), squeeze=False)
+    fig, axes = plt.subplots(len(histories), 3, figsize=(15, 3.4 * len(histories)), squeeze=False)
     for row, (name, history) in zip(axes, histories.items(), strict=True):
-        loss_ax, reward_ax = row
+        loss_ax, reward_ax, parts_ax = row
         for key in LOSS_KEYS:
             steps, values = _series(history, key)
             if steps:
                 loss_ax.plot(steps, values, marker="o", ms=3, label=key)
         loss_ax.set(title=f"{name}: loss", xlabel="step", ylabel="loss")
+        if loss_ax.lines:
+            loss_ax.legend(fontsize=8)
         steps, values = _series(history, REWARD_KEY)
-        components = sorted({m.group(1) for h in history for k in h if (m := _COMPONENT_REWARD.match(k))})
         if steps:
-            reward_ax.plot(steps, values, marker="o", ms=3, color="C2", label="reward (sum)")
+            reward_ax.plot(steps, values, marker="o", ms=3, color="C2", label="reward")
             std_steps, std = _series(history, REWARD_STD_KEY)
             if std_steps == steps:
                 lo = [v - s for v, s in zip(values, std, strict=True)]
                 hi = [v + s for v, s in zip(values, std, strict=True)]
-                reward_ax.fill_between(steps, lo, hi, color="C2", alpha=0.15, label="± reward_std")
-            if len(components) > 1:
-                for comp in components:
-                    reward_ax.plot(*_series(history, f"rewards/{comp}/mean"), lw=1, alpha=0.8, label=comp)
+                reward_ax.fill_between(steps, lo, hi, color="C2", alpha=0.15, label="± reward_std (groups)")
             reward_ax.set(title=f"{name}: mean reward per step", xlabel="step", ylabel="reward")
             reward_ax.legend(fontsize=8)
         else:
-            reward_ax.axis("off")
-            reward_ax.text(0.5, 0.5, f"{name}: no reward logged\n(supervised stage)", ha="center", va="center",
-                           transform=reward_ax.transAxes, color="0.4")
-        if loss_ax.lines:
-            loss_ax.legend(fontsize=8)
+            _blank(reward_ax, f"{name}: no reward logged\n(supervised stage)")
+        components = sorted({m.group(1) for h in history for k in h if (m := _COMPONENT_REWARD.match(k))})
+        for comp in components:
+            parts_ax.plot(*_series(history, f"rewards/{comp}/mean"), lw=1.2, label=comp)
+        if parts_ax.lines:
+            parts_ax.set(title=f"{name}: reward components (mean)", xlabel="step", ylabel="value")
+            parts_ax.legend(fontsize=8, ncol=2)
+        else:
+            _blank(parts_ax, f"{name}: no reward components logged")
         for ax in row:
             ax.grid(alpha=0.3)
     fig.suptitle(title + (" (SYNTHETIC data)" if synthetic else ""), fontweight="bold")
@@ -104,6 +107,11 @@ def plot_training_curves(
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _blank(ax, text: str) -> None:
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
 def plot_metric_bars(
@@ -145,10 +153,11 @@ def plot_metric_bars(
         ax.grid(axis="x", alpha=0.3)
         lo, hi = ax.get_xlim()
         ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.15 * (hi - lo))  # room for the value labels
-    fig.suptitle(title + (" (SYNTHETIC data)" if synthetic else ""), fontweight="bold")
+    fig.suptitle(title + (" (SYNTHETIC data)" if synthetic else ""), fontweight="bold", y=0.985)
     handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="upper right", fontsize=9, ncol=len(series))
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.955), fontsize=9, ncol=len(series),
+               frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     out = Path(out_path)
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -51,7 +51,7 @@ def first_run(tmp_path_factory, policy_dir, tiny_model_dir):
     recipe.write_text(yaml.safe_dump({
         "model_name_or_path": str(policy_dir), "scorer_model_dir": str(tiny_model_dir), "scorer_device": "cpu",
         "device": "cpu", "max_new_tokens": 16, "batch_size": 3, "progress": False, "run_name": "tiny-policy",
-        "dataset": "synthetic", "synthetic_num_test": 5, "image_size": 64,
+        "dataset": "synthetic", "synthetic_num_test": 5, "image_size": 64, "sampled_reward_samples": 2,
     }))
     summary = evaluate.run(["--config", str(recipe), "--output_dir", str(root / "run1")])
     return root / "run1", summary
@@ -101,6 +101,20 @@ def test_every_table_column_is_finite_or_explicitly_unavailable(first_run):
     assert summary["metrics"]["reward"] == pytest.approx(-summary["metrics"]["radcliq_v1"])
 
 
+def test_sampled_reports_reward_is_the_reward_of_those_reports(first_run, scorer):
+    out, summary = first_run
+    rows = [json.loads(line) for line in (out / "sampled.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and [r["sample"] for r in rows[:4]] == [0, 1, 0, 1]
+    assert [r["id"] for r in rows[::2]] == [f"synthetic-test-{i:05d}" for i in range(5)]
+    assert all(r["synthetic"] is True for r in rows)
+    direct = [-row["radcliq"] for row in scorer.score([r["hypothesis"] for r in rows], [r["reference"] for r in rows])]
+    assert [r["reward"] for r in rows] == pytest.approx(direct, abs=1e-4)
+    info = summary["details"]["reward_sampled"]
+    assert info["n"] == 10 and info["per_prompt"] == 2 and info["sem"] > 0
+    assert summary["metrics"]["reward_sampled"] == pytest.approx(sum(direct) / 10, abs=1e-4)
+    assert "Reward of sampled reports (2 per study" in (out / "table.md").read_text()
+
+
 def test_scoring_the_written_samples_reproduces_the_table_with_baseline_and_curves(first_run, scorer, tmp_path):
     out, first = first_run
     state = tmp_path / "grpo" / "checkpoint-3"
@@ -147,6 +161,8 @@ def test_config_errors_are_clear():
         EvaluateConfig()
     with pytest.raises(ValueError, match="exactly one of model_name_or_path"):
         EvaluateConfig(model_name_or_path="m", hypotheses_file="h.jsonl")
+    with pytest.raises(ValueError, match="sampled_reward_samples needs a policy"):
+        EvaluateConfig(hypotheses_file="h.jsonl", sampled_reward_samples=2)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         EvaluateConfig(model_name_or_path="m", batch_size=0)
 
