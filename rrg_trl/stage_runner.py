@@ -98,6 +98,7 @@ def train_and_save(trainer: Any, training_args: Any, *, stage: str, data_args: A
         Path(training_args.output_dir, RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
         logger.info("%s finished at step %d; model saved to %s%s", stage, trainer.state.global_step,
                     training_args.output_dir, " (trained on SYNTHETIC data)" if synthetic else "")
+    trainer.end()  # finish the trackers and tear down the process group, as TRL's scripts do
     return StageResult(stage, str(training_args.output_dir), trainer.state.global_step, metrics, checkpoint, trainer)
 
 
