@@ -9,9 +9,9 @@
   fresh adapters on top (the processor saved beside the adapter is used). The new adapters record that
   directory as their base, so an RL output is a chain (base -> SFT adapter -> RL adapter) that this function
   and ``rrg_trl.evaluate`` merge back in order;
-- unset (or ``null``), with ``vision_model_name_or_path`` and ``text_model_name_or_path``: an LM-RRG assembled from a
-  pretrained vision backbone and causal LM, saved once to ``<output_dir>/base-model`` so that the adapters
-  trained on it have a base they can be loaded onto later.
+- unset (or ``null``), with ``vision_model_name_or_path`` and ``text_model_name_or_path``: an LM-RRG
+  assembled from a pretrained vision backbone and causal LM, saved once to ``<output_dir>/base-model`` so
+  that the adapters trained on it have a base they can be loaded onto later.
 
 LoRA adapters come from :func:`rrg_trl.modeling.lora_config` (decoder only, never the vision tower) with
 ModelConfig's ``lora_*`` values, and are handed to the trainer as ``peft_config`` so TRL applies them

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.rrg_trl.stage_helpers import logged
+from tests.rrg_trl.stage_helpers import REPO, logged
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,3 +35,29 @@ def test_sft_resumes_from_last_checkpoint(sft_runs):
     info = json.loads((out / "run_info.json").read_text())
     assert info["global_step"] == 3 and info["resumed_from"].endswith("checkpoint-2")
     assert info["synthetic_data"] is True, "synthetic training data is labelled as such"
+
+
+def test_qlora_sft_quantises_the_decoder_only(policy_dir, tmp_path):
+    """``load_in_4bit``: NF4 decoder (bitsandbytes, runs on CPU too), vision tower in full precision."""
+    import bitsandbytes as bnb
+
+    from rrg_trl import sft
+    from tests.rrg_trl.stage_helpers import run_stage, stage_argv
+
+    result = run_stage(sft, stage_argv("sft", tmp_path / "qlora", "--model_name_or_path", str(policy_dir),
+                                       "--load_in_4bit", "true", "--max_steps", "1", "--save_strategy", "no",
+                                       "--synthetic_num_train", "8"))
+    base = result.trainer.model.get_base_model()
+    quantised = {n for n, m in base.named_modules() if isinstance(m, bnb.nn.Linear4bit)}
+    assert quantised and all(n.startswith("model.language_model.") for n in quantised)
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in base.model.visual.modules())
+    assert result.global_step == 1 and (tmp_path / "qlora" / "adapter_model.safetensors").is_file()
+
+
+def test_an_adapter_is_not_merged_into_a_4bit_base(sft_runs, tmp_path):
+    from rrg_trl import grpo
+
+    with pytest.raises(ValueError, match="merging it into a 4-bit base would lose precision"):
+        grpo.run(["--config", str(REPO / "recipes" / "tiny" / "grpo.yaml"), "--model_name_or_path",
+                  str(sft_runs.out), "--load_in_4bit", "true", "--reward_funcs",
+                  "tests.rrg_trl.toy_rewards.target_token_share", "--output_dir", str(tmp_path)])
