@@ -126,7 +126,7 @@ class EvaluateConfig:
 def make_parser():
     from trl import TrlParser
 
-    return TrlParser((EvaluateConfig, DataConfig))
+    return TrlParser((EvaluateConfig, DataConfig), prog="rrg-trl evaluate")
 
 
 def load_baseline(path: str | Path) -> tuple[dict, Path]:
