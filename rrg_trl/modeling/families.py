@@ -65,7 +65,8 @@ def freeze_vision_tower(model: nn.Module, spec: FamilySpec | None = None) -> int
     for name, param in base.named_parameters():
         if any(name == path or name.startswith(path + ".") for path in spec.vision_modules):
             param.requires_grad_(False)
-            frozen += param.numel()
+            # Under ZeRO-3 a parameter is partitioned and numel() is 0 on every rank; ds_numel is its size.
+            frozen += getattr(param, "ds_numel", param.numel())
     if not frozen:
         raise ValueError(
             f"no vision-tower parameters found under {spec.vision_modules} in {type(base).__name__}; "

@@ -135,9 +135,7 @@ NO_DEEPSPEED = pytest.mark.skipif(not HAS_DEEPSPEED, reason="deepspeed not insta
 @pytest.mark.parametrize("config", [
     "ddp",
     pytest.param("zero2", marks=NO_DEEPSPEED),
-    pytest.param("zero3", marks=[NO_DEEPSPEED, pytest.mark.xfail(
-        strict=True, reason="rrg_trl.modeling.freeze_vision_tower counts param.numel(), which is 0 for "
-        "ZeRO-3-partitioned parameters, and raises 'no vision-tower parameters found' (reported to H6)")]),
+    pytest.param("zero3", marks=NO_DEEPSPEED),
 ])
 def test_accelerate_launch_with_two_cpu_processes(config, policy_dir, reward_server, tmp_path):
     """The documented launch line with each accelerate config: 2 processes (gloo on CPU; DeepSpeed's CPU
