@@ -33,11 +33,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The venv's console scripts (rrg-reward, rrg-trl, accelerate) must be on PATH for the subprocesses they start.
 demo: $(VENV)/.installed
-	$(BIN)/rrg-trl demo $(DEMO_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/rrg-trl demo $(DEMO_ARGS)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
