@@ -38,6 +38,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "tiny"
 SUMMARY_FILE = "demo_summary.json"
+# Trainer logs (console lines, curve points) every few steps: each logged value is a mean over those steps.
+LOGGING_STEPS = 5
 
 
 def _help(text: str) -> dict:
@@ -275,7 +277,7 @@ def completion_length(config: DemoConfig) -> int:
 def _trainer_args(config: DemoConfig, stage: str, model: Path, out: Path) -> list[str]:
     common = ["--config", str(_recipe(config, stage)), "--model_name_or_path", str(model), "--output_dir", str(out),
               "--use_peft", "false", "--save_strategy", "no", "--report_to", "none", "--seed", str(config.seed),
-              "--logging_steps", "1", "--log_level", "warning", "--disable_tqdm", str(not config.progress).lower()]
+              "--logging_steps", str(LOGGING_STEPS), "--log_level", "warning", "--disable_tqdm", str(not config.progress).lower()]
     if stage == "sft":
         return common + ["--max_steps", str(config.sft_steps), "--learning_rate", str(config.sft_learning_rate),
                          "--per_device_train_batch_size", str(config.sft_batch_size)]
@@ -286,21 +288,27 @@ def _trainer_args(config: DemoConfig, stage: str, model: Path, out: Path) -> lis
 
 
 def _reward_trend(grpo_dir: Path, window: int = 10) -> dict[str, Any]:
-    """GRPO's logged mean reward (-RadCliQ of the sampled completions) at the start and the end of training."""
+    """GRPO's logged mean reward (-RadCliQ of the sampled completions) over its first and last ``window`` steps."""
     from rrg_trl.evaluation.plots import read_log_history
 
-    rewards = [h["reward"] for h in read_log_history(grpo_dir) if isinstance(h.get("reward"), (int, float))]
-    if not rewards:
+    logged = [(h["step"], h["reward"]) for h in read_log_history(grpo_dir)
+              if isinstance(h.get("reward"), (int, float)) and isinstance(h.get("step"), int)]
+    if not logged:
         return {"steps": 0}
-    w = min(window, max(1, len(rewards) // 2))
-    return {"steps": len(rewards), "window": w, "first_steps_mean": sum(rewards[:w]) / w,
-            "last_steps_mean": sum(rewards[-w:]) / w, "per_step": rewards}
+    last_step = logged[-1][0]
+    window = min(window, max(1, last_step // 2))
+    first = [r for step, r in logged if step <= window] or [logged[0][1]]
+    last = [r for step, r in logged if step > last_step - window] or [logged[-1][1]]
+    return {"steps": last_step, "window": window, "first_steps_mean": sum(first) / len(first),
+            "last_steps_mean": sum(last) / len(last), "logged": [r for _, r in logged]}
 
 
 def main(config: DemoConfig) -> dict[str, Any]:
     """Run the demo; returns (and writes to ``demo_summary.json``) what it printed."""
     import torch
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # per-file weight loading/saving bars; training and scoring keep theirs
     started = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
@@ -429,7 +437,7 @@ def _report(summary: dict[str, Any], table: Path) -> None:
     print(table.read_text(encoding="utf-8"))
     trend = summary["grpo_training_reward"]
     before, after = summary["reward_before_rl"], summary["reward_after_rl"]
-    print("Reward (-RadCliQ-v1, higher is better; tiny RANDOM scorer models, SYNTHETIC data):")
+    print(f"Reward (-RadCliQ-v1, higher is better; tiny RANDOM scorer models; data: {summary['data']}):")
     s0, s1 = summary["sampled_reward_before_rl"], summary["sampled_reward_after_rl"]
     if s0 and s1 and s0["mean"] is not None and s1["mean"] is not None:
         print(f"  held-out, sampled reports ({s0['per_prompt']} per study, T={s0['temperature']:g}; what GRPO "
