@@ -33,8 +33,20 @@ GOAL_SHARE = 0.05
 
 
 def start_server(model_dir: Path, device: str, port: int) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "reward_server.cli", "serve", "--model-dir", str(model_dir), "--device", device,
-           "--port", str(port), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "reward_server.cli",
+        "serve",
+        "--model-dir",
+        str(model_dir),
+        "--device",
+        device,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     return proc, f"http://127.0.0.1:{port}"
@@ -53,19 +65,38 @@ def run_grpo(work: Path, mode: str, policy: Path, args: argparse.Namespace, rewa
     from rrg_trl import grpo
 
     argv = [
-        "--config", str(REPO / "recipes" / "tiny" / "grpo.yaml"),
-        "--model_name_or_path", str(policy), "--output_dir", str(work / f"grpo-{mode}"),
-        "--max_steps", str(args.steps + args.warmup), "--per_device_train_batch_size", str(args.batch),
-        "--num_generations", str(args.num_generations), "--max_completion_length", str(args.max_completion_length),
-        "--save_strategy", "no", "--resume_from_checkpoint", "false", "--logging_steps", "1",
-        "--log_level", "warning", "--disable_tqdm", "true", *reward,
+        "--config",
+        str(REPO / "recipes" / "tiny" / "grpo.yaml"),
+        "--model_name_or_path",
+        str(policy),
+        "--output_dir",
+        str(work / f"grpo-{mode}"),
+        "--max_steps",
+        str(args.steps + args.warmup),
+        "--per_device_train_batch_size",
+        str(args.batch),
+        "--num_generations",
+        str(args.num_generations),
+        "--max_completion_length",
+        str(args.max_completion_length),
+        "--save_strategy",
+        "no",
+        "--resume_from_checkpoint",
+        "false",
+        "--logging_steps",
+        "1",
+        "--log_level",
+        "warning",
+        "--disable_tqdm",
+        "true",
+        *reward,
     ]
     if args.device != "cpu":
         argv += ["--use_cpu", "false"]
     start = time.perf_counter()
     result = grpo.run(argv)
     wall = time.perf_counter() - start
-    history = [h for h in result.trainer.state.log_history if "step_time" in h][args.warmup:]
+    history = [h for h in result.trainer.state.log_history if "step_time" in h][args.warmup :]
     steps = [h["step_time"] for h in history]
     waits = [h.get("reward_server/latency_s", float("nan")) for h in history]
     row = {
@@ -93,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-generations", type=int, default=4)
     p.add_argument("--max-completion-length", type=int, default=32)
     p.add_argument("--family", default="qwen2_vl", help="tiny policy family")
-    p.add_argument("--scorer-size", choices=["tiny", "base"], default="tiny",
-                   help="scorer kit: tiny, or base (real-shaped BERT-base / distilroberta encoders, random)")
+    p.add_argument(
+        "--scorer-size",
+        choices=["tiny", "base"],
+        default="tiny",
+        help="scorer kit: tiny, or base (real-shaped BERT-base / distilroberta encoders, random)",
+    )
     p.add_argument("--model-dir", type=Path, default=None, help="scorer directory (default: a fresh kit)")
     p.add_argument("--url", default=None, help="use this running server for 'remote' instead of starting one")
     p.add_argument("--device", default="cpu", help="cpu or cuda (policy and in-process scorer)")
@@ -122,26 +157,45 @@ def main(argv: list[str] | None = None) -> int:
             model_dir = make_tiny(work / "scorer", size=args.scorer_size)
         for mode in modes:
             if mode == "in-process":
-                rows.append(run_grpo(work, mode, policy, args,
-                                     ["--reward_model_dir", str(model_dir), "--reward_device", args.device]))
+                rows.append(
+                    run_grpo(
+                        work,
+                        mode,
+                        policy,
+                        args,
+                        ["--reward_model_dir", str(model_dir), "--reward_device", args.device],
+                    )
+                )
                 continue
             proc, url = (None, args.url) if args.url else start_server(model_dir, args.device, free_port())
             try:
-                rows.append(run_grpo(work, mode, policy, args,
-                                     ["--reward_urls", url, "--reward_wait_timeout_s", "300"]))
+                rows.append(
+                    run_grpo(
+                        work, mode, policy, args, ["--reward_urls", url, "--reward_wait_timeout_s", "300"]
+                    )
+                )
             finally:
                 if proc is not None:
                     proc.terminate()
                     proc.wait(timeout=60)
 
-    info = {"device": args.device, "scorer": str(args.model_dir or f"tinykit:{args.scorer_size}"),
-            "policy": f"tiny {args.family}", "torch_threads": args.threads, "goal_reward_share": GOAL_SHARE}
-    print(f"GRPO step time vs reward wait ({info['policy']}, scorer {info['scorer']}, {args.device}, "
-          f"{args.batch} completions/step, {args.steps} steps after {args.warmup} warm-up)")
+    info = {
+        "device": args.device,
+        "scorer": str(args.model_dir or f"tinykit:{args.scorer_size}"),
+        "policy": f"tiny {args.family}",
+        "torch_threads": args.threads,
+        "goal_reward_share": GOAL_SHARE,
+    }
+    print(
+        f"GRPO step time vs reward wait ({info['policy']}, scorer {info['scorer']}, {args.device}, "
+        f"{args.batch} completions/step, {args.steps} steps after {args.warmup} warm-up)"
+    )
     print(f"{'mode':<11} {'step s':>8} {'reward s':>9} {'share':>7} {'goal<=5%':>9} {'failed':>7}")
     for r in rows:
-        print(f"{r['mode']:<11} {r['step_time_s_mean']:>8.3f} {r['reward_wait_s_mean']:>9.4f} "
-              f"{r['reward_share']:>7.1%} {'yes' if r['meets_goal'] else 'NO':>9} {r['failed_batches']:>7.0f}")
+        print(
+            f"{r['mode']:<11} {r['step_time_s_mean']:>8.3f} {r['reward_wait_s_mean']:>9.4f} "
+            f"{r['reward_share']:>7.1%} {'yes' if r['meets_goal'] else 'NO':>9} {r['failed_batches']:>7.0f}"
+        )
     if args.json:
         args.json.write_text(json.dumps({"info": info, "rows": rows}, indent=2) + "\n")
         print(f"wrote {args.json}")

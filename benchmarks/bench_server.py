@@ -31,7 +31,9 @@ from reward_server.client import AsyncRewardClient
 from reward_server.tinykit.corpus import synthetic_reports
 
 
-def make_requests(trainers: int, rounds: int, refs: int, group: int, seed: int) -> list[list[tuple[list, list]]]:
+def make_requests(
+    trainers: int, rounds: int, refs: int, group: int, seed: int
+) -> list[list[tuple[list, list]]]:
     """requests[round][trainer] = (hypotheses, references), fresh texts per round like a real run."""
     rng = random.Random(seed)
     pool = synthetic_reports(max(64, trainers * rounds * refs * group), seed=seed)
@@ -47,8 +49,10 @@ def make_requests(trainers: int, rounds: int, refs: int, group: int, seed: int) 
 
 
 async def run_server_load(url: str, api_key: str | None, requests: list[list[tuple[list, list]]]) -> dict:
-    clients = [AsyncRewardClient(url, api_key=api_key, retry_budget_s=120, max_pairs_per_request=1 << 20)
-               for _ in requests[0]]
+    clients = [
+        AsyncRewardClient(url, api_key=api_key, retry_budget_s=120, max_pairs_per_request=1 << 20)
+        for _ in requests[0]
+    ]
     latencies: list[float] = []
 
     async def one(client, hyps, refs):
@@ -88,15 +92,37 @@ def _summary(requests, latencies, wall, mean_batch) -> dict:
     n_req = sum(len(step) for step in requests)
     n_pairs = sum(len(h) for step in requests for h, _ in step)
     lat = np.asarray(latencies) * 1000
-    return {"requests": n_req, "pairs": n_pairs, "wall_s": wall, "req_per_s": n_req / wall,
-            "pairs_per_s": n_pairs / wall, "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)), "mean_batch_pairs": mean_batch}
+    return {
+        "requests": n_req,
+        "pairs": n_pairs,
+        "wall_s": wall,
+        "req_per_s": n_req / wall,
+        "pairs_per_s": n_pairs / wall,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "mean_batch_pairs": mean_batch,
+    }
 
 
 def start_server(args, model_dir: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "reward_server.cli", "serve", "--model-dir", str(model_dir), "--port", str(port),
-           "--max-batch-pairs", str(args.max_batch_pairs), "--max-wait-ms", str(args.max_wait_ms),
-           "--dtype", args.dtype, "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "reward_server.cli",
+        "serve",
+        "--model-dir",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--max-batch-pairs",
+        str(args.max_batch_pairs),
+        "--max-wait-ms",
+        str(args.max_wait_ms),
+        "--dtype",
+        args.dtype,
+        "--log-level",
+        "warning",
+    ]
     if args.device:
         cmd += ["--device", args.device]
     proc = subprocess.Popen(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -116,7 +142,9 @@ def start_server(args, model_dir: Path, port: int) -> subprocess.Popen:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-dir", type=Path, default=None, help="default: a fresh kit of --size in a temp dir")
+    p.add_argument(
+        "--model-dir", type=Path, default=None, help="default: a fresh kit of --size in a temp dir"
+    )
     p.add_argument("--size", choices=["tiny", "base"], default="tiny")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
@@ -159,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         # Interleaved, with fresh texts per row (no cache hits carried over), so drift hits both modes alike.
         for i, n in enumerate(trainer_counts):
             reqs = make_requests(n, args.rounds, args.refs, args.group, seed=i)
-            rows.append({"mode": "server", "trainers": n, **asyncio.run(run_server_load(url, args.api_key, reqs))})
+            rows.append(
+                {"mode": "server", "trainers": n, **asyncio.run(run_server_load(url, args.api_key, reqs))}
+            )
             if scorer is not None:
                 reqs = make_requests(n, args.rounds, args.refs, args.group, seed=100 + i)
                 rows.append({"mode": "in-process", "trainers": n, **run_in_process(scorer, reqs)})
@@ -184,17 +214,23 @@ def _free_port() -> int:
 
 
 def _print(rows: list[dict], args) -> None:
-    print(f"\nGRPO-like load: {args.refs} refs x {args.group} hypotheses per request, {args.rounds} rounds, "
-          f"max_batch_pairs={args.max_batch_pairs}, max_wait_ms={args.max_wait_ms}, size={args.size}, "
-          f"device={args.device or 'auto'}")
-    head = f"{'mode':<11}{'trainers':>9}{'requests':>9}{'pairs':>7}{'wall_s':>8}{'req/s':>8}{'pairs/s':>9}" \
-           f"{'p50_ms':>8}{'p99_ms':>8}{'batch':>7}"
+    print(
+        f"\nGRPO-like load: {args.refs} refs x {args.group} hypotheses per request, {args.rounds} rounds, "
+        f"max_batch_pairs={args.max_batch_pairs}, max_wait_ms={args.max_wait_ms}, size={args.size}, "
+        f"device={args.device or 'auto'}"
+    )
+    head = (
+        f"{'mode':<11}{'trainers':>9}{'requests':>9}{'pairs':>7}{'wall_s':>8}{'req/s':>8}{'pairs/s':>9}"
+        f"{'p50_ms':>8}{'p99_ms':>8}{'batch':>7}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         batch = f"{r['mean_batch_pairs']:.1f}" if r["mean_batch_pairs"] is not None else "-"
-        print(f"{r['mode']:<11}{r['trainers']:>9}{r['requests']:>9}{r['pairs']:>7}{r['wall_s']:>8.2f}"
-              f"{r['req_per_s']:>8.1f}{r['pairs_per_s']:>9.1f}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{batch:>7}")
+        print(
+            f"{r['mode']:<11}{r['trainers']:>9}{r['requests']:>9}{r['pairs']:>7}{r['wall_s']:>8.2f}"
+            f"{r['req_per_s']:>8.1f}{r['pairs_per_s']:>9.1f}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{batch:>7}"
+        )
 
 
 if __name__ == "__main__":

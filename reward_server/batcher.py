@@ -68,7 +68,9 @@ class BatchObserver(Protocol):
 
     def on_queue(self, pairs: int) -> None: ...
 
-    def on_batch(self, pairs: int, chunks: int, seconds: float, waited: Sequence[float], ok: bool) -> None: ...
+    def on_batch(
+        self, pairs: int, chunks: int, seconds: float, waited: Sequence[float], ok: bool
+    ) -> None: ...
 
     def on_oom_split(self, pairs: int) -> None: ...
 
@@ -123,13 +125,17 @@ class MicroBatcher:
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
         if max_queue_pairs < max_batch_pairs:
-            raise ValueError(f"max_queue_pairs ({max_queue_pairs}) must be >= max_batch_pairs ({max_batch_pairs})")
+            raise ValueError(
+                f"max_queue_pairs ({max_queue_pairs}) must be >= max_batch_pairs ({max_batch_pairs})"
+            )
         self.scorer = scorer
         self.max_batch_pairs = max_batch_pairs
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue_pairs = max_queue_pairs
         self.retry_after_s = retry_after_s
-        self.split_requests = (not getattr(scorer, "idf", False)) if split_requests is None else split_requests
+        self.split_requests = (
+            (not getattr(scorer, "idf", False)) if split_requests is None else split_requests
+        )
         self.observer = observer
         self.stats = BatcherStats()
         self._queue: deque[_Chunk] = deque()
@@ -319,8 +325,12 @@ class MicroBatcher:
             self.stats.oom_splits += 1
             if self.observer is not None:
                 self.observer.on_oom_split(pairs)
-            logger.warning("CUDA out of memory on %d pairs; retrying as %d + %d pairs", pairs,
-                           sum(len(h) for _, h, _ in halves[0]), sum(len(h) for _, h, _ in halves[1]))
+            logger.warning(
+                "CUDA out of memory on %d pairs; retrying as %d + %d pairs",
+                pairs,
+                sum(len(h) for _, h, _ in halves[0]),
+                sum(len(h) for _, h, _ in halves[1]),
+            )
             return self._score_pieces(halves[0]) + self._score_pieces(halves[1])
         if len(out) != len(pieces):
             raise RuntimeError(f"scorer returned {len(out)} groups for {len(pieces)}")

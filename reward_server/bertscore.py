@@ -99,7 +99,9 @@ class TokenWeights:
         table = torch.full((size,), math.log(m + 1), dtype=torch.float64)
         if df:
             keys = torch.tensor(list(df), dtype=torch.long)
-            table[keys] = torch.tensor([math.log((m + 1) / (c + 1)) for c in df.values()], dtype=torch.float64)
+            table[keys] = torch.tensor(
+                [math.log((m + 1) / (c + 1)) for c in df.values()], dtype=torch.float64
+            )
         return cls(table.to(torch.float32).to(device))
 
 
@@ -166,11 +168,19 @@ class BERTScorer:
         if baseline is not None and not isinstance(baseline, (str, Path)):
             baseline = np.asarray(baseline, dtype=np.float32)
             if baseline.shape != (3,):
-                raise ValueError(f"baseline must be a file or three numbers (P, R, F), got shape {baseline.shape}")
+                raise ValueError(
+                    f"baseline must be a file or three numbers (P, R, F), got shape {baseline.shape}"
+                )
         elif baseline is not None:
             baseline = read_baseline(baseline, num_layers)
-        return cls(model, tokenizer, baseline, num_layers=num_layers, batch_size=batch_size,
-                   collapse_spaces=collapse_spaces)
+        return cls(
+            model,
+            tokenizer,
+            baseline,
+            num_layers=num_layers,
+            batch_size=batch_size,
+            collapse_spaces=collapse_spaces,
+        )
 
     # -- text -> ids -> vectors ---------------------------------------------------------------------------
 
@@ -183,8 +193,12 @@ class BERTScorer:
         out: list[list[int] | None] = [None] * len(texts)
         todo = [i for i, t in enumerate(stripped) if t]
         if todo:
-            enc = self.tokenizer([stripped[i] for i in todo], add_special_tokens=True,
-                                 max_length=self.tokenizer.model_max_length, truncation=True)["input_ids"]
+            enc = self.tokenizer(
+                [stripped[i] for i in todo],
+                add_special_tokens=True,
+                max_length=self.tokenizer.model_max_length,
+                truncation=True,
+            )["input_ids"]
             for i, ids in zip(todo, enc, strict=True):
                 out[i] = list(ids)
         empty = None
@@ -206,7 +220,9 @@ class BERTScorer:
         for start in range(0, len(distinct), self.batch_size):
             batch = distinct[start : start + self.batch_size]
             lens = torch.tensor([len(ids) for ids in batch])
-            input_ids = pad_sequence([torch.tensor(ids) for ids in batch], batch_first=True, padding_value=pad)
+            input_ids = pad_sequence(
+                [torch.tensor(ids) for ids in batch], batch_first=True, padding_value=pad
+            )
             mask = (torch.arange(input_ids.shape[1])[None, :] < lens[:, None]).long()
             hidden = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))[0]
             hidden = hidden.float()
@@ -240,8 +256,9 @@ class BERTScorer:
         ``reference_padding``: let padded positions of the reference's 64-pair chunks offer similarity 0.
         """
         if len(hyp_embs) != len(ref_embs):
-            raise ValueError(f"hyp_embs and ref_embs must have the same length, got {len(hyp_embs)} and "
-                             f"{len(ref_embs)}")
+            raise ValueError(
+                f"hyp_embs and ref_embs must have the same length, got {len(hyp_embs)} and {len(ref_embs)}"
+            )
         if idf is True:
             weights = self.idf_weights(list(ref_embs))
         elif idf is None or idf is False:
@@ -275,7 +292,9 @@ class BERTScorer:
         batches, current, max_h, max_r = [], [], 0, 0
         for i in order:
             h, r = max(max_h, int(hyp_len[i])), max(max_r, int(ref_len[i]))
-            if current and (len(current) >= self.pair_batch_size or (len(current) + 1) * h * r > self.max_sim_elements):
+            if current and (
+                len(current) >= self.pair_batch_size or (len(current) + 1) * h * r > self.max_sim_elements
+            ):
                 batches.append(current)
                 current, h, r = [], int(hyp_len[i]), int(ref_len[i])
             current.append(i)
@@ -284,8 +303,13 @@ class BERTScorer:
             batches.append(current)
         return batches
 
-    def _greedy(self, hyps: list[TokenEmbeddings], refs: list[TokenEmbeddings], weights: TokenWeights,
-                floor: torch.Tensor | None = None) -> torch.Tensor:
+    def _greedy(
+        self,
+        hyps: list[TokenEmbeddings],
+        refs: list[TokenEmbeddings],
+        weights: TokenWeights,
+        floor: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Raw ``(P, R, F)`` before empty-text handling; ``floor`` [B, 2] bounds (wp, wr) from below."""
         h = pad_sequence([e.emb.to(self.device) for e in hyps], batch_first=True)
         r = pad_sequence([e.emb.to(self.device) for e in refs], batch_first=True)
@@ -326,17 +350,21 @@ class BERTScorer:
                 continue
             idx = [start + i for i in which]
             neg_inf = float("-inf")
-            floor = torch.tensor([[0.0 if ref_short[i] else neg_inf, 0.0 if hyp_short[i] else neg_inf]
-                                  for i in which])
-            prf[idx] = self._greedy([hyp_embs[i] for i in idx], [ref_embs[i] for i in idx], weights,
-                                    floor=floor).cpu()
+            floor = torch.tensor(
+                [[0.0 if ref_short[i] else neg_inf, 0.0 if hyp_short[i] else neg_inf] for i in which]
+            )
+            prf[idx] = self._greedy(
+                [hyp_embs[i] for i in idx], [ref_embs[i] for i in idx], weights, floor=floor
+            ).cpu()
         return prf
 
-    def score(self, hyps: Sequence[str], refs: Sequence[str], idf: bool = False,
-              reference_padding: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def score(
+        self, hyps: Sequence[str], refs: Sequence[str], idf: bool = False, reference_padding: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rescaled ``(P, R, F)`` (float32 numpy) per pair; ``idf=True`` takes idf from ``refs`` (with duplicates)."""
         hyps, refs = check_pairs(hyps, refs)
         embs = self.encode(hyps + refs)
-        weights = self.idf_weights(embs[len(hyps):]) if idf else None
-        return self.score_from_embeddings(embs[: len(hyps)], embs[len(hyps):], idf=weights,
-                                          reference_padding=reference_padding)
+        weights = self.idf_weights(embs[len(hyps) :]) if idf else None
+        return self.score_from_embeddings(
+            embs[: len(hyps)], embs[len(hyps) :], idf=weights, reference_padding=reference_padding
+        )

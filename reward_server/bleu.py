@@ -38,7 +38,9 @@ def _float32(x: float) -> float:
     return struct.unpack("f", struct.pack("f", x))[0]
 
 
-def sentence_bleu(hyp: Sequence[str], refs: Sequence[Sequence[str]], weights: Sequence[float] = BLEU2_WEIGHTS) -> float:
+def sentence_bleu(
+    hyp: Sequence[str], refs: Sequence[Sequence[str]], weights: Sequence[float] = BLEU2_WEIGHTS
+) -> float:
     """BLEU of one tokenised hypothesis against one or more tokenised references (fast_bleu / NLTK method1)."""
     if not refs:
         raise ValueError("sentence_bleu needs at least one reference")

@@ -29,7 +29,7 @@ MAX_LENGTH = 512
 
 
 def _strip_module(state: dict) -> dict:
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
 def _describe(keys: Sequence[str], limit: int = 12) -> str:
@@ -79,8 +79,10 @@ class CheXbert(torch.nn.Module):
         raw = torch.load(str(weights_path), map_location="cpu", weights_only=True)
         if not isinstance(raw, dict) or "model_state_dict" not in raw:
             found = sorted(raw)[:5] if isinstance(raw, dict) else type(raw).__name__
-            raise ValueError(f"{weights_path} is not a CheXbert checkpoint: expected a dict with "
-                             f"'model_state_dict', found {found}")
+            raise ValueError(
+                f"{weights_path} is not a CheXbert checkpoint: expected a dict with "
+                f"'model_state_dict', found {found}"
+            )
         state = _strip_module(raw["model_state_dict"])
         expected = self.state_dict()
         missing = [k for k in expected if k not in state]
@@ -90,13 +92,18 @@ class CheXbert(torch.nn.Module):
             problems.append(f"missing keys: {_describe(missing)}")
         if unexpected:
             problems.append(f"unexpected keys: {_describe(unexpected)}")
-        shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-                  if k in state and tuple(state[k].shape) != tuple(v.shape)]
+        shapes = [
+            f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+            for k, v in expected.items()
+            if k in state and tuple(state[k].shape) != tuple(v.shape)
+        ]
         if shapes:
             problems.append(f"shape mismatches (checkpoint != config): {_describe(shapes)}")
         if problems:
-            raise ValueError(f"{weights_path} does not match the CheXbert architecture (bert backbone from its "
-                             f"config + {N_FOUR_WAY_HEADS} four-way heads + 1 two-way head): " + "; ".join(problems))
+            raise ValueError(
+                f"{weights_path} does not match the CheXbert architecture (bert backbone from its "
+                f"config + {N_FOUR_WAY_HEADS} four-way heads + 1 two-way head): " + "; ".join(problems)
+            )
         self.load_state_dict(state, strict=True)
 
     @property
@@ -112,7 +119,9 @@ class CheXbert(torch.nn.Module):
         texts = check_texts(texts)
         if not texts:
             return []
-        return [list(ids) for ids in self.tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]]
+        return [
+            list(ids) for ids in self.tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+        ]
 
     @torch.inference_mode()
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -125,7 +134,9 @@ class CheXbert(torch.nn.Module):
         for start in range(0, len(distinct), self.batch_size):
             batch = distinct[start : start + self.batch_size]
             lens = torch.tensor([len(ids) for ids in batch])
-            input_ids = pad_sequence([torch.tensor(ids) for ids in batch], batch_first=True, padding_value=pad)
+            input_ids = pad_sequence(
+                [torch.tensor(ids) for ids in batch], batch_first=True, padding_value=pad
+            )
             mask = (torch.arange(input_ids.shape[1])[None, :] < lens[:, None]).long()
             hidden = self.bert(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))[0]
             out[start : start + len(batch)] = hidden[:, 0].float().cpu()
@@ -155,7 +166,9 @@ class CheXbert(torch.nn.Module):
         a = np.asarray(a, dtype=np.float32)
         b = np.asarray(b, dtype=np.float32)
         if a.shape != b.shape or a.ndim != 2:
-            raise ValueError(f"semb needs two [n, hidden] arrays of the same shape, got {a.shape} and {b.shape}")
+            raise ValueError(
+                f"semb needs two [n, hidden] arrays of the same shape, got {a.shape} and {b.shape}"
+            )
         dot = np.einsum("nd,nd->n", a, b)
         norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):

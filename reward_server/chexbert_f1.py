@@ -13,9 +13,20 @@ from __future__ import annotations
 import numpy as np
 
 CONDITIONS = (
-    "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema", "Consolidation",
-    "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture",
-    "Support Devices", "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+    "No Finding",
 )
 TOP5 = ("Cardiomegaly", "Edema", "Consolidation", "Atelectasis", "Pleural Effusion")
 TOP5_INDEX = tuple(CONDITIONS.index(name) for name in TOP5)  # (1, 4, 5, 7, 9)
@@ -51,7 +62,9 @@ def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 2:
-        raise ValueError(f"label matrices must have the same [n, labels] shape, got {y_true.shape} and {y_pred.shape}")
+        raise ValueError(
+            f"label matrices must have the same [n, labels] shape, got {y_true.shape} and {y_pred.shape}"
+        )
     if not (np.isin(y_true, (0, 1)).all() and np.isin(y_pred, (0, 1)).all()):
         raise ValueError("label matrices must be binary (0/1): binarize() them in mode 'rrg' first")
     t = y_true.astype(bool)
@@ -66,7 +79,9 @@ def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     out["macro"] = {k: float(np.mean(v)) for k, v in per_label.items()}
     weights = true.astype(np.float64)
     if weights.sum() > 0:
-        out["weighted"] = {k: float(np.multiply(v, weights).sum() / weights.sum()) for k, v in per_label.items()}
+        out["weighted"] = {
+            k: float(np.multiply(v, weights).sum() / weights.sum()) for k, v in per_label.items()
+        }
     else:  # sklearn falls back to the unweighted mean when every support is 0
         out["weighted"] = dict(out["macro"])
     return out
@@ -81,7 +96,9 @@ def chexbert_f1(hyp_classes: np.ndarray, ref_classes: np.ndarray) -> dict[str, f
     hyp = np.asarray(hyp_classes)
     ref = np.asarray(ref_classes)
     if hyp.shape != ref.shape or hyp.ndim != 2 or hyp.shape[1] != len(CONDITIONS):
-        raise ValueError(f"expected two [n, {len(CONDITIONS)}] class matrices, got {hyp.shape} and {ref.shape}")
+        raise ValueError(
+            f"expected two [n, {len(CONDITIONS)}] class matrices, got {hyp.shape} and {ref.shape}"
+        )
     if len(hyp) == 0:
         raise ValueError("CheXbert F1 needs at least one report pair")
     y_pred = binarize(hyp)

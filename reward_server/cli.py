@@ -1,9 +1,9 @@
 """``rrg-reward``: serve RadCliQ over HTTP, build or fetch the model directory, score files offline.
 
-    rrg-reward serve --model-dir DIR [--device cuda|cpu] [--host 127.0.0.1] [--port 8000] ...
-    rrg-reward make-tiny DIR [--seed 0] [--size tiny|base]
-    rrg-reward download DIR [--revision REV]
-    rrg-reward score --model-dir DIR (--hypotheses FILE --references FILE | --jsonl FILE) [--out FILE]
+rrg-reward serve --model-dir DIR [--device cuda|cpu] [--host 127.0.0.1] [--port 8000] ...
+rrg-reward make-tiny DIR [--seed 0] [--size tiny|base]
+rrg-reward download DIR [--revision REV]
+rrg-reward score --model-dir DIR (--hypotheses FILE --references FILE | --jsonl FILE) [--out FILE]
 """
 
 from __future__ import annotations
@@ -21,36 +21,71 @@ _DEFAULTS = ServerSettings()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rrg-reward", description="Batched RadCliQ reward: library and service.")
+    parser = argparse.ArgumentParser(
+        prog="rrg-reward", description="Batched RadCliQ reward: library and service."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP reward service (FastAPI + uvicorn)")
     _add_model_args(serve)
-    serve.add_argument("--host", default=_DEFAULTS.host, help="bind address; non-loopback requires --api-key-env")
+    serve.add_argument(
+        "--host", default=_DEFAULTS.host, help="bind address; non-loopback requires --api-key-env"
+    )
     serve.add_argument("--port", type=int, default=_DEFAULTS.port)
-    serve.add_argument("--max-batch-pairs", type=int, default=_DEFAULTS.max_batch_pairs,
-                       help="most pairs per scorer batch (the GPU memory bound)")
-    serve.add_argument("--max-wait-ms", type=float, default=_DEFAULTS.max_wait_ms,
-                       help="how long the first queued request waits for others to join its batch")
+    serve.add_argument(
+        "--max-batch-pairs",
+        type=int,
+        default=_DEFAULTS.max_batch_pairs,
+        help="most pairs per scorer batch (the GPU memory bound)",
+    )
+    serve.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=_DEFAULTS.max_wait_ms,
+        help="how long the first queued request waits for others to join its batch",
+    )
     serve.add_argument("--max-pairs-per-request", type=int, default=_DEFAULTS.max_pairs_per_request)
     serve.add_argument("--max-text-chars", type=int, default=_DEFAULTS.max_text_chars)
-    serve.add_argument("--max-queue-pairs", type=int, default=_DEFAULTS.max_queue_pairs,
-                       help="pairs waiting beyond this answer 503 with Retry-After")
+    serve.add_argument(
+        "--max-queue-pairs",
+        type=int,
+        default=_DEFAULTS.max_queue_pairs,
+        help="pairs waiting beyond this answer 503 with Retry-After",
+    )
     serve.add_argument("--max-body-bytes", type=int, default=_DEFAULTS.max_body_bytes)
     serve.add_argument("--retry-after-s", type=int, default=_DEFAULTS.retry_after_s)
-    serve.add_argument("--api-key-env", metavar="VAR", default=None,
-                       help="require 'Authorization: Bearer $VAR' on every /v1 and /metrics request")
-    serve.add_argument("--openrlhf-strip", metavar="TEXT", action="append", default=[],
-                       help="trailing text (e.g. an EOS token) removed from OpenRLHF completions; repeatable")
-    serve.add_argument("--graceful-timeout-s", type=float, default=_DEFAULTS.timeout_graceful_shutdown_s,
-                       help="on SIGTERM, how long to keep finishing queued work")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        default=None,
+        help="require 'Authorization: Bearer $VAR' on every /v1 and /metrics request",
+    )
+    serve.add_argument(
+        "--openrlhf-strip",
+        metavar="TEXT",
+        action="append",
+        default=[],
+        help="trailing text (e.g. an EOS token) removed from OpenRLHF completions; repeatable",
+    )
+    serve.add_argument(
+        "--graceful-timeout-s",
+        type=float,
+        default=_DEFAULTS.timeout_graceful_shutdown_s,
+        help="on SIGTERM, how long to keep finishing queued work",
+    )
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
 
     tiny = sub.add_parser("make-tiny", help="write the tiny random-weight scorer kit (tests, offline demo)")
     tiny.add_argument("dir", type=Path)
     tiny.add_argument("--seed", type=int, default=0)
-    tiny.add_argument("--size", choices=["tiny", "base"], default="tiny",
-                      help="base = real architecture sizes with random weights (benchmarks)")
+    tiny.add_argument(
+        "--size",
+        choices=["tiny", "base"],
+        default="tiny",
+        help="base = real architecture sizes with random weights (benchmarks)",
+    )
 
     download = sub.add_parser("download", help="fetch the official weights from the Hugging Face hub")
     download.add_argument("dir", type=Path)
@@ -60,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(score)
     score.add_argument("--hypotheses", type=Path, help="text file, one report per line")
     score.add_argument("--references", type=Path, help="text file, one report per line")
-    score.add_argument("--jsonl", type=Path, help="JSONL input with --hypothesis-key and --reference-key fields")
+    score.add_argument(
+        "--jsonl", type=Path, help="JSONL input with --hypothesis-key and --reference-key fields"
+    )
     score.add_argument("--hypothesis-key", default="hypothesis")
     score.add_argument("--reference-key", default="reference")
     score.add_argument("--out", type=Path, default=None, help="JSONL output (default: stdout)")
@@ -69,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model-dir", type=Path, required=True, help="scorer model directory (make-tiny / download)")
+    p.add_argument(
+        "--model-dir", type=Path, required=True, help="scorer model directory (make-tiny / download)"
+    )
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     p.add_argument("--radcliq-version", choices=["v1", "v0"], default="v1")
@@ -80,8 +119,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def _load_scorer(args: argparse.Namespace):
     from reward_server import RadCliQScorer
 
-    return RadCliQScorer.from_pretrained(args.model_dir, device=args.device, version=args.radcliq_version,
-                                         idf=args.idf, dtype=args.dtype, verify=not args.no_verify)
+    return RadCliQScorer.from_pretrained(
+        args.model_dir,
+        device=args.device,
+        version=args.radcliq_version,
+        idf=args.idf,
+        dtype=args.dtype,
+        verify=not args.no_verify,
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -91,13 +136,21 @@ def _serve(args: argparse.Namespace) -> int:
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
-            raise SystemExit(f"rrg-reward: --api-key-env {args.api_key_env}: that environment variable is unset "
-                             f"or empty")
+            raise SystemExit(
+                f"rrg-reward: --api-key-env {args.api_key_env}: that environment variable is unset or empty"
+            )
     settings = ServerSettings(
-        host=args.host, port=args.port, max_batch_pairs=args.max_batch_pairs, max_wait_ms=args.max_wait_ms,
-        max_pairs_per_request=args.max_pairs_per_request, max_text_chars=args.max_text_chars,
-        max_queue_pairs=args.max_queue_pairs, max_body_bytes=args.max_body_bytes,
-        retry_after_s=args.retry_after_s, api_key=api_key, openrlhf_strip=tuple(args.openrlhf_strip),
+        host=args.host,
+        port=args.port,
+        max_batch_pairs=args.max_batch_pairs,
+        max_wait_ms=args.max_wait_ms,
+        max_pairs_per_request=args.max_pairs_per_request,
+        max_text_chars=args.max_text_chars,
+        max_queue_pairs=args.max_queue_pairs,
+        max_body_bytes=args.max_body_bytes,
+        retry_after_s=args.retry_after_s,
+        api_key=api_key,
+        openrlhf_strip=tuple(args.openrlhf_strip),
         timeout_graceful_shutdown_s=args.graceful_timeout_s,
     )
     try:
@@ -105,7 +158,9 @@ def _serve(args: argparse.Namespace) -> int:
         check_bind(settings)  # before loading weights: fail in a second, not a minute
     except ValueError as e:
         raise SystemExit(f"rrg-reward: {e}") from None
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     scorer = _load_scorer(args)
     serve(scorer, settings, log_level=args.log_level)
     return 0
@@ -132,8 +187,9 @@ def _read_pairs(args: argparse.Namespace) -> tuple[list[str], list[str], list[di
     hyps = args.hypotheses.read_text(encoding="utf-8").splitlines()
     refs = args.references.read_text(encoding="utf-8").splitlines()
     if len(hyps) != len(refs):
-        raise SystemExit(f"rrg-reward score: {args.hypotheses} has {len(hyps)} lines but {args.references} "
-                         f"has {len(refs)}")
+        raise SystemExit(
+            f"rrg-reward score: {args.hypotheses} has {len(hyps)} lines but {args.references} has {len(refs)}"
+        )
     return hyps, refs, None
 
 

@@ -141,11 +141,20 @@ class _Base:
         if response.status_code >= 500:
             return "error"
         detail = _detail(response)
-        raise RewardRequestError(f"{url} rejected the request ({response.status_code}): {detail}",
-                                 response.status_code, detail)
+        raise RewardRequestError(
+            f"{url} rejected the request ({response.status_code}): {detail}", response.status_code, detail
+        )
 
-    def _give_up(self, kind: str, url: str, attempts: int, elapsed: float, last: str,
-                 status: int | None, detail: str | None) -> RewardServerError:
+    def _give_up(
+        self,
+        kind: str,
+        url: str,
+        attempts: int,
+        elapsed: float,
+        last: str,
+        status: int | None,
+        detail: str | None,
+    ) -> RewardServerError:
         if kind == "error":
             return RewardScoringError(
                 f"reward server {url} failed after {attempts} attempts: {last}", status, detail
@@ -153,7 +162,8 @@ class _Base:
         return RewardServerUnavailable(
             f"reward server unavailable: no answer from {self.urls} within the retry budget "
             f"({elapsed:.1f}s of {self.retry_budget_s:g}s, {attempts} attempts); last error: {last}",
-            status, detail,
+            status,
+            detail,
         )
 
     @staticmethod
@@ -209,8 +219,15 @@ class RewardClient(_Base):
             remaining = self.retry_budget_s - elapsed
             if remaining <= 0 or (kind == "error" and errors > self.max_error_retries):
                 status = response.status_code if response is not None else None
-                raise self._give_up(kind, url, attempts, elapsed, last, status,
-                                    _detail(response) if response is not None else None)
+                raise self._give_up(
+                    kind,
+                    url,
+                    attempts,
+                    elapsed,
+                    last,
+                    status,
+                    _detail(response) if response is not None else None,
+                )
             time.sleep(min(self._delay(attempts, response), remaining))
 
     def info(self, replica: int = 0) -> dict:
@@ -298,7 +315,9 @@ class AsyncRewardClient(_Base):
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
 
-    async def _request(self, method: str, path: str, replica: int, json: Any = None) -> tuple[httpx.Response, str]:
+    async def _request(
+        self, method: str, path: str, replica: int, json: Any = None
+    ) -> tuple[httpx.Response, str]:
         start = time.monotonic()
         attempts = errors = 0
         while True:
@@ -318,8 +337,15 @@ class AsyncRewardClient(_Base):
             remaining = self.retry_budget_s - elapsed
             if remaining <= 0 or (kind == "error" and errors > self.max_error_retries):
                 status = response.status_code if response is not None else None
-                raise self._give_up(kind, url, attempts, elapsed, last, status,
-                                    _detail(response) if response is not None else None)
+                raise self._give_up(
+                    kind,
+                    url,
+                    attempts,
+                    elapsed,
+                    last,
+                    status,
+                    _detail(response) if response is not None else None,
+                )
             await asyncio.sleep(min(self._delay(attempts, response), remaining))
 
     async def info(self, replica: int = 0) -> dict:

@@ -61,6 +61,8 @@ def get_model(version: str) -> RadCliQModel:
         raise ValueError(f"unknown RadCliQ version {version!r}; expected one of {sorted(MODELS)}") from None
 
 
-def radcliq_from_components(radgraph: float, bertscore: float, semb: float, bleu2: float, version: str = "v1") -> float:
+def radcliq_from_components(
+    radgraph: float, bertscore: float, semb: float, bleu2: float, version: str = "v1"
+) -> float:
     """RadCliQ of one pair from its four features (lower is better; reward = -RadCliQ)."""
     return float(get_model(version).predict(np.array([[radgraph, bertscore, semb, bleu2]]))[0])

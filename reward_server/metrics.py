@@ -26,16 +26,23 @@ class ServerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None, namespace: str = "rrg_reward"):
         self.registry = registry if registry is not None else CollectorRegistry()
         kw = {"namespace": namespace, "registry": self.registry}
-        self.requests = Counter("requests", "HTTP requests by route and status code.", ["route", "status"], **kw)
+        self.requests = Counter(
+            "requests", "HTTP requests by route and status code.", ["route", "status"], **kw
+        )
         self.pairs = Counter("pairs", "Pairs received for scoring, by route.", ["route"], **kw)
         self.errors = Counter("errors", "Failed requests by kind.", ["kind"], **kw)
         self.request_latency = Histogram(
-            "request_latency_seconds", "Time from request arrival to response.", ["route"],
-            buckets=_LATENCY_BUCKETS, **kw,
+            "request_latency_seconds",
+            "Time from request arrival to response.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            **kw,
         )
         self.queue_wait = Histogram(
-            "queue_wait_seconds", "Time a chunk waited in the queue before its batch started.",
-            buckets=_LATENCY_BUCKETS, **kw,
+            "queue_wait_seconds",
+            "Time a chunk waited in the queue before its batch started.",
+            buckets=_LATENCY_BUCKETS,
+            **kw,
         )
         self.batch_latency = Histogram(
             "batch_latency_seconds", "Scorer time per batch.", ["outcome"], buckets=_LATENCY_BUCKETS, **kw

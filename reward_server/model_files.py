@@ -32,8 +32,14 @@ RADGRAPH_BACKBONE = "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fullte
 CHECKSUMS = "checksums.sha256"
 
 # Files a hub model directory needs for config + tokenizer (+ weights where the weights come from it).
-_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt",
-                    "special_tokens_map.json"]
+_TOKENIZER_FILES = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+]
 
 
 class ModelFilesError(FileNotFoundError):
@@ -78,7 +84,9 @@ class ModelFiles:
             chexbert_weights=scorers / CHEXBERT_FILE,
             radgraph=radgraph,
         )
-        missing = [str(p.relative_to(root)) for p in (files.bertscore, files.chexbert_backbone) if not p.is_dir()]
+        missing = [
+            str(p.relative_to(root)) for p in (files.bertscore, files.chexbert_backbone) if not p.is_dir()
+        ]
         missing += [str(p.relative_to(root)) for p in (files.chexbert_weights,) if not p.is_file()]
         if not files.radgraph.exists():
             missing.append(f"{SCORERS_REPO}/{RADGRAPH_FILE} (or {SCORERS_REPO}/radgraph/)")
@@ -173,10 +181,15 @@ def download(model_dir: str | Path, revision: str | None = None) -> Path:
     root = Path(model_dir)
     root.mkdir(parents=True, exist_ok=True)
     patterns = ["config.json", *_TOKENIZER_FILES]
-    snapshot_download(BERTSCORE_MODEL, local_dir=root / BERTSCORE_MODEL, revision=revision,
-                      allow_patterns=[*patterns, "model.safetensors"])
-    snapshot_download(CHEXBERT_BACKBONE, local_dir=root / CHEXBERT_BACKBONE, revision=revision,
-                      allow_patterns=patterns)
+    snapshot_download(
+        BERTSCORE_MODEL,
+        local_dir=root / BERTSCORE_MODEL,
+        revision=revision,
+        allow_patterns=[*patterns, "model.safetensors"],
+    )
+    snapshot_download(
+        CHEXBERT_BACKBONE, local_dir=root / CHEXBERT_BACKBONE, revision=revision, allow_patterns=patterns
+    )
     scorers = root / SCORERS_REPO
     for name in (CHEXBERT_FILE, RADGRAPH_FILE):
         hf_hub_download(SCORERS_REPO, name, local_dir=scorers, revision=revision)

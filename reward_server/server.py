@@ -74,8 +74,14 @@ class ServerSettings:
     timeout_graceful_shutdown_s: float = 60.0
 
     def validate(self) -> None:
-        for name in ("max_batch_pairs", "max_pairs_per_request", "max_text_chars", "max_queue_pairs",
-                     "max_body_bytes", "retry_after_s"):
+        for name in (
+            "max_batch_pairs",
+            "max_pairs_per_request",
+            "max_text_chars",
+            "max_queue_pairs",
+            "max_body_bytes",
+            "retry_after_s",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
@@ -89,8 +95,12 @@ class ServerSettings:
             raise ValueError("api_key must not be empty (leave it unset to disable auth)")
 
     def limits(self) -> dict[str, int]:
-        return {"max_pairs_per_request": self.max_pairs_per_request, "max_text_chars": self.max_text_chars,
-                "max_queue_pairs": self.max_queue_pairs, "max_body_bytes": self.max_body_bytes}
+        return {
+            "max_pairs_per_request": self.max_pairs_per_request,
+            "max_text_chars": self.max_text_chars,
+            "max_queue_pairs": self.max_queue_pairs,
+            "max_body_bytes": self.max_body_bytes,
+        }
 
     def public(self) -> dict[str, Any]:
         out = asdict(self)
@@ -156,8 +166,11 @@ def _format_loc(loc: Sequence[Any]) -> str:
 def _validation_detail(err: ValidationError) -> str:
     msgs = []
     for e in err.errors(include_url=False)[:10]:
-        msgs.append(f"{_format_loc(e['loc'])}: {e['msg']} (got {type(e.get('input')).__name__})"
-                    if e["type"] not in ("missing", "extra_forbidden") else f"{_format_loc(e['loc'])}: {e['msg']}")
+        msgs.append(
+            f"{_format_loc(e['loc'])}: {e['msg']} (got {type(e.get('input')).__name__})"
+            if e["type"] not in ("missing", "extra_forbidden")
+            else f"{_format_loc(e['loc'])}: {e['msg']}"
+        )
     more = err.error_count() - len(msgs)
     return "invalid request: " + "; ".join(msgs) + (f"; and {more} more" if more > 0 else "")
 
@@ -168,11 +181,13 @@ async def _read_json(request: Request, max_bytes: int) -> Any:
     if media.strip().lower() not in _JSON_TYPES:
         raise ApiError(415, f"Content-Type must be application/json, got {ctype or 'none'!r}", "content_type")
     charset = params.strip().lower()
-    if charset.startswith("charset=") and charset[len("charset="):].strip('"') not in ("utf-8", "utf8"):
+    if charset.startswith("charset=") and charset[len("charset=") :].strip('"') not in ("utf-8", "utf8"):
         raise ApiError(415, f"only UTF-8 JSON is accepted, got {charset!r}", "content_type")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise ApiError(413, f"request body of {declared} bytes exceeds max_body_bytes={max_bytes}", "too_large")
+        raise ApiError(
+            413, f"request body of {declared} bytes exceeds max_body_bytes={max_bytes}", "too_large"
+        )
     body = bytearray()
     async for part in request.stream():
         body += part
@@ -183,11 +198,15 @@ async def _read_json(request: Request, max_bytes: int) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ApiError(400, f"request body is not valid UTF-8 (bad byte at offset {e.start})", "encoding") from None
+        raise ApiError(
+            400, f"request body is not valid UTF-8 (bad byte at offset {e.start})", "encoding"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise ApiError(400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}", "malformed") from None
+        raise ApiError(
+            400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}", "malformed"
+        ) from None
     except RecursionError:
         raise ApiError(400, "malformed JSON: nested too deeply", "malformed") from None
 
@@ -207,18 +226,26 @@ def _check_texts(settings: ServerSettings, named: dict[str, list[str]]) -> None:
         raise ApiError(422, f"fields must have the same length, got {shown}", "validation")
     n = next(iter(lengths.values()))
     if n > settings.max_pairs_per_request:
-        raise ApiError(413, f"{n} pairs exceed max_pairs_per_request={settings.max_pairs_per_request}; "
-                            f"split the request (the clients do this automatically)", "too_large")
+        raise ApiError(
+            413,
+            f"{n} pairs exceed max_pairs_per_request={settings.max_pairs_per_request}; "
+            f"split the request (the clients do this automatically)",
+            "too_large",
+        )
     for name, seq in named.items():
         for i, text in enumerate(seq):
             if len(text) > settings.max_text_chars:
-                raise ApiError(413, f"{name}[{i}] has {len(text)} characters, above "
-                                    f"max_text_chars={settings.max_text_chars}", "too_large")
+                raise ApiError(
+                    413,
+                    f"{name}[{i}] has {len(text)} characters, above max_text_chars={settings.max_text_chars}",
+                    "too_large",
+                )
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as e:
-                raise ApiError(422, f"{name}[{i}] contains an unpaired surrogate at position {e.start}",
-                               "validation") from None
+                raise ApiError(
+                    422, f"{name}[{i}] contains an unpaired surrogate at position {e.start}", "validation"
+                ) from None
 
 
 def _finite(x: Any) -> float | None:
@@ -253,7 +280,9 @@ class _State:
         return self.batcher.running
 
 
-def create_app(scorer: Any, settings: ServerSettings | None = None, metrics: ServerMetrics | None = None) -> FastAPI:
+def create_app(
+    scorer: Any, settings: ServerSettings | None = None, metrics: ServerMetrics | None = None
+) -> FastAPI:
     """The reward service around a loaded scorer (``RadCliQScorer`` or anything with its methods)."""
     settings = settings or ServerSettings()
     settings.validate()
@@ -280,10 +309,16 @@ def create_app(scorer: Any, settings: ServerSettings | None = None, metrics: Ser
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <key>'", "auth",
-                           {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "missing bearer token: send 'Authorization: Bearer <key>'",
+                "auth",
+                {"WWW-Authenticate": "Bearer"},
+            )
         if not hmac.compare_digest(token.strip().encode(), settings.api_key.encode()):
-            raise ApiError(401, "invalid API key", "auth", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            raise ApiError(
+                401, "invalid API key", "auth", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -298,7 +333,9 @@ def create_app(scorer: Any, settings: ServerSettings | None = None, metrics: Ser
         try:
             return await state.batcher.score(hyps, refs)
         except QueueFullError as e:
-            raise ApiError(503, str(e), "queue_full", {"Retry-After": str(math.ceil(e.retry_after))}) from None
+            raise ApiError(
+                503, str(e), "queue_full", {"Retry-After": str(math.ceil(e.retry_after))}
+            ) from None
         except BatcherClosedError as e:
             raise ApiError(503, str(e), "unavailable", {"Retry-After": str(settings.retry_after_s)}) from None
         except ScoringError as e:
@@ -327,8 +364,12 @@ def create_app(scorer: Any, settings: ServerSettings | None = None, metrics: Ser
         return wrap
 
     def body_doc(model: type[BaseModel]) -> dict:
-        return {"requestBody": {"required": True,
-                                "content": {"application/json": {"schema": model.model_json_schema()}}}}
+        return {
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": model.model_json_schema()}},
+            }
+        }
 
     @app.post("/v1/score", openapi_extra=body_doc(ScoreRequest))
     @timed("/v1/score")
@@ -351,9 +392,13 @@ def create_app(scorer: Any, settings: ServerSettings | None = None, metrics: Ser
         completions = []
         for i, (query, prompt) in enumerate(zip(req.query, req.prompts, strict=True)):
             if not query.startswith(prompt):
-                raise ApiError(422, f"query[{i}] does not start with prompts[{i}]; the completion is the query "
-                                    f"minus its prompt prefix", "validation")
-            completions.append(_strip_completion(query[len(prompt):], settings.openrlhf_strip))
+                raise ApiError(
+                    422,
+                    f"query[{i}] does not start with prompts[{i}]; the completion is the query "
+                    f"minus its prompt prefix",
+                    "validation",
+                )
+            completions.append(_strip_completion(query[len(prompt) :], settings.openrlhf_strip))
         state.metrics.pairs.labels("/v1/openrlhf").inc(len(completions))
         scores, rewards = _rows_out(await run_batch(completions, req.labels))
         extra_logs = {k: [s[k] for s in scores] for k in SCORE_KEYS}
@@ -369,8 +414,11 @@ def create_app(scorer: Any, settings: ServerSettings | None = None, metrics: Ser
         """Readiness: the scorer is loaded and the batcher accepts work."""
         if state.ready:
             return JSONResponse({"ready": True, "queued_pairs": state.batcher.queued_pairs})
-        return JSONResponse({"ready": False, "detail": "not accepting work (starting or shutting down)"},
-                            status_code=503, headers={"Retry-After": str(settings.retry_after_s)})
+        return JSONResponse(
+            {"ready": False, "detail": "not accepting work (starting or shutting down)"},
+            status_code=503,
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
@@ -382,12 +430,18 @@ def create_app(scorer: Any, settings: ServerSettings | None = None, metrics: Ser
     async def info(request: Request) -> Response:
         """Scorer versions, model files and checksums, device; server limits (clients chunk by them)."""
         authorize(request)
-        return JSONResponse({
-            "scorer": state.scorer.info(),
-            "server": {**settings.public(), "limits": settings.limits(), "ready": state.ready,
-                       "uptime_s": round(time.time() - state.started_at, 3),
-                       "batcher": state.batcher.stats.as_dict()},
-        })
+        return JSONResponse(
+            {
+                "scorer": state.scorer.info(),
+                "server": {
+                    **settings.public(),
+                    "limits": settings.limits(),
+                    "ready": state.ready,
+                    "uptime_s": round(time.time() - state.started_at, 3),
+                    "batcher": state.batcher.stats.as_dict(),
+                },
+            }
+        )
 
     return app
 

@@ -28,7 +28,9 @@ def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return get_last_checkpoint(str(output_dir)) if os.path.isdir(output_dir) else None
 
 
-def resolve_resume_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str | os.PathLike) -> str | None:
+def resolve_resume_checkpoint(
+    resume_from_checkpoint: str | bool | None, output_dir: str | os.PathLike
+) -> str | None:
     """The checkpoint to pass to ``trainer.train(resume_from_checkpoint=...)`` (see the module docstring)."""
     value = resume_from_checkpoint
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
@@ -40,7 +42,9 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | bool | None, output_
         if found:
             logger.info("resuming from the last checkpoint in %s: %s", output_dir, found)
         elif value is True:
-            logger.info("resume_from_checkpoint=true but %s has no checkpoint-N yet: starting fresh", output_dir)
+            logger.info(
+                "resume_from_checkpoint=true but %s has no checkpoint-N yet: starting fresh", output_dir
+            )
         return found
     path = Path(value)
     if not path.is_dir():

@@ -33,7 +33,9 @@ def make_tiny_policy_run(argv: list[str] | None = None):
     """``rrg-trl make-tiny-policy DIR``: :func:`rrg_trl.modeling.make_tiny_policy` from the command line."""
     from rrg_trl.modeling.tiny import FAMILIES
 
-    parser = argparse.ArgumentParser(prog="rrg-trl make-tiny-policy", description=make_tiny_policy_run.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="rrg-trl make-tiny-policy", description=make_tiny_policy_run.__doc__
+    )
     parser.add_argument("dir", help="output directory (replaced if it exists)")
     parser.add_argument("--family", choices=FAMILIES, default="qwen2_vl")
     parser.add_argument("--seed", type=int, default=0)
@@ -58,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Radiology report generation with TRL: sft -> grpo / rloo -> evaluate.",
         epilog="Run `rrg-trl <command> --help` for a command's options.",
     )
-    parser.add_argument("command", choices=list(STAGES), metavar="command",
-                        help="; ".join(f"{k}: {v[1]}" for k, v in STAGES.items()))
+    parser.add_argument(
+        "command",
+        choices=list(STAGES),
+        metavar="command",
+        help="; ".join(f"{k}: {v[1]}" for k, v in STAGES.items()),
+    )
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if argv else 2

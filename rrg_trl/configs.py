@@ -24,7 +24,8 @@ class RRGScriptArguments:
 
     dataset_train_split: str = field(default="train", metadata=_help("Split to train on."))
     dataset_test_split: str = field(
-        default="val", metadata=_help("Split for evaluation during training (used when eval_strategy != 'no').")
+        default="val",
+        metadata=_help("Split for evaluation during training (used when eval_strategy != 'no')."),
     )
     freeze_vision_tower: bool = field(
         default=True, metadata=_help("Keep the vision tower frozen (LoRA never touches it either).")
@@ -71,7 +72,8 @@ class RewardArguments:
         default=None, metadata=_help("Reward server URL(s); several = replicas (default: $RRG_REWARD_URLS).")
     )
     reward_api_key_env: str = field(
-        default="RRG_REWARD_API_KEY", metadata=_help("Environment variable holding the server's bearer token.")
+        default="RRG_REWARD_API_KEY",
+        metadata=_help("Environment variable holding the server's bearer token."),
     )
     reward_timeout_s: float | None = field(default=None, metadata=_help("Per-request timeout in seconds."))
     reward_retry_budget_s: float | None = field(
@@ -80,7 +82,9 @@ class RewardArguments:
     )
     reward_max_consecutive_failures: int | None = field(
         default=None,
-        metadata=_help("Batches in a row the server may fail to score (they get no reward) before training stops."),
+        metadata=_help(
+            "Batches in a row the server may fail to score (they get no reward) before training stops."
+        ),
     )
     reward_reference_column: str | None = field(
         default=None, metadata=_help("Dataset column with the reference report (default: report).")
@@ -91,7 +95,9 @@ class RewardArguments:
     reward_device: str | None = field(default=None, metadata=_help("Device of the in-process scorer."))
     reward_wait_timeout_s: float = field(
         default=300.0,
-        metadata=_help("Wait this long for the reward server's /ready before loading the policy; 0 = don't wait."),
+        metadata=_help(
+            "Wait this long for the reward server's /ready before loading the policy; 0 = don't wait."
+        ),
     )
     # Reward-hacking guards (rrg_trl.reward_guards): applied to the first reward function.
     reward_guards: list[str] = field(
@@ -104,7 +110,8 @@ class RewardArguments:
     guard_min_words: int = field(default=3, metadata=_help("too_short: fewer words than this."))
     guard_repeat_ngram: int = field(default=3, metadata=_help("repetition: word n-gram size."))
     guard_max_repeat_fraction: float = field(
-        default=0.5, metadata=_help("repetition: share of repeated n-grams above which a completion is degenerate.")
+        default=0.5,
+        metadata=_help("repetition: share of repeated n-grams above which a completion is degenerate."),
     )
 
     def __post_init__(self):

@@ -52,7 +52,8 @@ class DemoConfig:
 
     output_dir: str = field(default="outputs/demo", metadata=_help("Work directory for every output."))
     annotation: str | None = field(
-        default=None, metadata=_help("R2Gen annotation.json of IU X-ray: real report text, synthesized images.")
+        default=None,
+        metadata=_help("R2Gen annotation.json of IU X-ray: real report text, synthesized images."),
     )
     openi: str | None = field(
         default=None, metadata=_help("IU X-ray Open-i archive (NLMCXR_reports.tgz): real report text.")
@@ -69,27 +70,35 @@ class DemoConfig:
     grpo_learning_rate: float = field(default=5e-3, metadata=_help("GRPO learning rate."))
     grpo_beta: float = field(
         default=0.04,
-        metadata=_help("KL coefficient to the SFT policy: keeps the text report-like (without it the tiny random "
-                       "scorers are soon gamed by strings of dots)."),
+        metadata=_help(
+            "KL coefficient to the SFT policy: keeps the text report-like (without it the tiny random "
+            "scorers are soon gamed by strings of dots)."
+        ),
     )
     grpo_batch_size: int = field(default=16, metadata=_help("GRPO completions per step."))
     num_generations: int = field(default=8, metadata=_help("GRPO completions per prompt (the group)."))
     max_completion_length: int | None = field(
         default=None,
-        metadata=_help("Longest report in tokens, GRPO and evaluation alike (default: 64 for the synthetic "
-                       "reports, 96 for IU X-ray text, whose FINDINGS have a median of ~54 tokens)."),
+        metadata=_help(
+            "Longest report in tokens, GRPO and evaluation alike (default: 64 for the synthetic "
+            "reports, 96 for IU X-ray text, whose FINDINGS have a median of ~54 tokens)."
+        ),
     )
     sampled_per_study: int = field(
         default=4, metadata=_help("Sampled reports per held-out study for the expected-reward estimate.")
     )
     meteor: bool = field(default=True, metadata=_help("Compute METEOR in the evaluations (needs Java)."))
     threads: int = field(
-        default=1, metadata=_help("torch threads: tiny models run fastest on one (thread hand-offs dominate).")
+        default=1,
+        metadata=_help("torch threads: tiny models run fastest on one (thread hand-offs dominate)."),
     )
     port: int | None = field(default=None, metadata=_help("Reward server port (default: a free one)."))
-    server_timeout_s: float = field(default=180.0, metadata=_help("How long to wait for the server's /ready."))
+    server_timeout_s: float = field(
+        default=180.0, metadata=_help("How long to wait for the server's /ready.")
+    )
     recipes_dir: str | None = field(
-        default=None, metadata=_help("Folder with the tiny sft.yaml / grpo.yaml (default: the repo's recipes/tiny).")
+        default=None,
+        metadata=_help("Folder with the tiny sft.yaml / grpo.yaml (default: the repo's recipes/tiny)."),
     )
     progress: bool = field(default=True, metadata=_help("Show progress bars."))
 
@@ -100,8 +109,10 @@ class DemoConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.grpo_batch_size % self.num_generations:
-            raise ValueError(f"grpo_batch_size ({self.grpo_batch_size}) must be a multiple of num_generations "
-                             f"({self.num_generations}): GRPO scores each prompt's group together")
+            raise ValueError(
+                f"grpo_batch_size ({self.grpo_batch_size}) must be a multiple of num_generations "
+                f"({self.num_generations}): GRPO scores each prompt's group together"
+            )
         for name in ("annotation", "openi"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
@@ -130,8 +141,22 @@ class RewardServerProcess:
     def __init__(self, model_dir: Path, port: int, log_path: Path):
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
-        cmd = [sys.executable, "-m", "reward_server.cli", "serve", "--model-dir", str(model_dir), "--device", "cpu",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "reward_server.cli",
+            "serve",
+            "--model-dir",
+            str(model_dir),
+            "--device",
+            "cpu",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
         # One thread: the demo's trainer shares the same few cores, and the tiny encoders do not need more.
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
         self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed in stop)
@@ -148,14 +173,18 @@ class RewardServerProcess:
         start = time.monotonic()
         while time.monotonic() - start < timeout_s:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the reward server exited with code {self.proc.returncode} before it was ready; "
-                                   f"its log ({self.log_path}) ends with:\n{self._log_tail()}")
+                raise RuntimeError(
+                    f"the reward server exited with code {self.proc.returncode} before it was ready; "
+                    f"its log ({self.log_path}) ends with:\n{self._log_tail()}"
+                )
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
                     return time.monotonic() - start
             time.sleep(0.25)
-        raise RuntimeError(f"the reward server at {self.url} was not ready after {timeout_s:g}s; its log "
-                           f"({self.log_path}) ends with:\n{self._log_tail()}")
+        raise RuntimeError(
+            f"the reward server at {self.url} was not ready after {timeout_s:g}s; its log "
+            f"({self.log_path}) ends with:\n{self._log_tail()}"
+        )
 
     def _log_tail(self, lines: int = 15) -> str:
         self._log.flush()
@@ -179,6 +208,7 @@ class RewardServerProcess:
 @contextlib.contextmanager
 def _sigterm_as_exit():
     """Turn SIGTERM into SystemExit so ``finally`` blocks (stopping the server) run, as they do on Ctrl-C."""
+
     def handler(signum, frame):
         raise SystemExit(128 + signum)
 
@@ -197,8 +227,10 @@ def _recipe(config: DemoConfig, stage: str) -> Path:
     folder = Path(config.recipes_dir) if config.recipes_dir else REPO_RECIPES
     path = folder / f"{stage}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run the demo from a source checkout, or pass --recipes_dir "
-                                f"pointing at a folder with the tiny sft.yaml and grpo.yaml")
+        raise FileNotFoundError(
+            f"{path} not found: run the demo from a source checkout, or pass --recipes_dir "
+            f"pointing at a folder with the tiny sft.yaml and grpo.yaml"
+        )
     return path
 
 
@@ -225,7 +257,9 @@ def openi_split_annotation(openi_path: str | Path, out_path: Path) -> Path:
         split = "test" if zlib.crc32(study_id.encode()) % OPENI_TEST_EVERY == 0 else "train"
         splits[split].append({"id": study_id, "report": report.findings, "image_path": [], "split": split})
     if not splits["train"] or not splits["test"]:
-        raise ValueError(f"{openi_path}: too few reports with a FINDINGS section to split into train and test")
+        raise ValueError(
+            f"{openi_path}: too few reports with a FINDINGS section to split into train and test"
+        )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(splits), encoding="utf-8")
     return out_path
@@ -233,11 +267,15 @@ def openi_split_annotation(openi_path: str | Path, out_path: Path) -> Path:
 
 def data_settings(config: DemoConfig, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """DataConfig mappings for training (train split) and for the evaluations (held-out test split)."""
-    common: dict[str, Any] = {"dataset": "synthetic", "image_size": config.image_size,
-                              "synthetic_seed": config.seed}
+    common: dict[str, Any] = {
+        "dataset": "synthetic",
+        "image_size": config.image_size,
+        "synthetic_seed": config.seed,
+    }
     if not (config.annotation or config.openi):
-        common.update(synthetic_num_train=config.num_train, synthetic_num_val=0,
-                      synthetic_num_test=config.num_test)
+        common.update(
+            synthetic_num_train=config.num_train, synthetic_num_val=0, synthetic_num_test=config.num_test
+        )
         return dict(common), dict(common)
     common["synthetic_text"] = "iu_xray"
     if config.annotation:
@@ -245,7 +283,9 @@ def data_settings(config: DemoConfig, work: Path) -> tuple[dict[str, Any], dict[
         if config.openi:
             common["openi_path"] = str(config.openi)
     else:
-        common["annotation_path"] = str(openi_split_annotation(config.openi, work / "data" / OPENI_SPLIT_FILE))
+        common["annotation_path"] = str(
+            openi_split_annotation(config.openi, work / "data" / OPENI_SPLIT_FILE)
+        )
     train = {**common, "splits": ["train"], "max_samples": config.num_train}
     test = {**common, "splits": ["test"], "max_samples": config.num_test}
     return train, test
@@ -262,8 +302,10 @@ def describe_data(config: DemoConfig) -> str:
     if config.annotation:
         return f"real IU X-ray report text from {config.annotation}, with SYNTHETIC images drawn from each report"
     if config.openi:
-        return (f"real IU X-ray report text (FINDINGS) from {config.openi}, held-out split: 1 study in "
-                f"{OPENI_TEST_EVERY} by id hash; SYNTHETIC images drawn from each report")
+        return (
+            f"real IU X-ray report text (FINDINGS) from {config.openi}, held-out split: 1 study in "
+            f"{OPENI_TEST_EVERY} by id hash; SYNTHETIC images drawn from each report"
+        )
     return "SYNTHETIC reports (the tiny kit's generator) with SYNTHETIC images drawn from each report"
 
 
@@ -275,32 +317,75 @@ def completion_length(config: DemoConfig) -> int:
 
 
 def _trainer_args(config: DemoConfig, stage: str, model: Path, out: Path) -> list[str]:
-    common = ["--config", str(_recipe(config, stage)), "--model_name_or_path", str(model), "--output_dir", str(out),
-              "--use_peft", "false", "--save_strategy", "no", "--report_to", "none", "--seed", str(config.seed),
-              "--logging_steps", str(LOGGING_STEPS), "--log_level", "warning", "--disable_tqdm", str(not config.progress).lower()]
+    common = [
+        "--config",
+        str(_recipe(config, stage)),
+        "--model_name_or_path",
+        str(model),
+        "--output_dir",
+        str(out),
+        "--use_peft",
+        "false",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--seed",
+        str(config.seed),
+        "--logging_steps",
+        str(LOGGING_STEPS),
+        "--log_level",
+        "warning",
+        "--disable_tqdm",
+        str(not config.progress).lower(),
+    ]
     if stage == "sft":
-        return common + ["--max_steps", str(config.sft_steps), "--learning_rate", str(config.sft_learning_rate),
-                         "--per_device_train_batch_size", str(config.sft_batch_size)]
-    return common + ["--max_steps", str(config.grpo_steps), "--learning_rate", str(config.grpo_learning_rate),
-                     "--per_device_train_batch_size", str(config.grpo_batch_size),
-                     "--num_generations", str(config.num_generations), "--beta", str(config.grpo_beta),
-                     "--max_completion_length", str(completion_length(config))]
+        return common + [
+            "--max_steps",
+            str(config.sft_steps),
+            "--learning_rate",
+            str(config.sft_learning_rate),
+            "--per_device_train_batch_size",
+            str(config.sft_batch_size),
+        ]
+    return common + [
+        "--max_steps",
+        str(config.grpo_steps),
+        "--learning_rate",
+        str(config.grpo_learning_rate),
+        "--per_device_train_batch_size",
+        str(config.grpo_batch_size),
+        "--num_generations",
+        str(config.num_generations),
+        "--beta",
+        str(config.grpo_beta),
+        "--max_completion_length",
+        str(completion_length(config)),
+    ]
 
 
 def _reward_trend(grpo_dir: Path, window: int = 10) -> dict[str, Any]:
     """GRPO's logged mean reward (-RadCliQ of the sampled completions) over its first and last ``window`` steps."""
     from rrg_trl.evaluation.plots import read_log_history
 
-    logged = [(h["step"], h["reward"]) for h in read_log_history(grpo_dir)
-              if isinstance(h.get("reward"), (int, float)) and isinstance(h.get("step"), int)]
+    logged = [
+        (h["step"], h["reward"])
+        for h in read_log_history(grpo_dir)
+        if isinstance(h.get("reward"), (int, float)) and isinstance(h.get("step"), int)
+    ]
     if not logged:
         return {"steps": 0}
     last_step = logged[-1][0]
     window = min(window, max(1, last_step // 2))
     first = [r for step, r in logged if step <= window] or [logged[0][1]]
     last = [r for step, r in logged if step > last_step - window] or [logged[-1][1]]
-    return {"steps": last_step, "window": window, "first_steps_mean": sum(first) / len(first),
-            "last_steps_mean": sum(last) / len(last), "logged": [r for _, r in logged]}
+    return {
+        "steps": last_step,
+        "window": window,
+        "first_steps_mean": sum(first) / len(first),
+        "last_steps_mean": sum(last) / len(last),
+        "logged": [r for _, r in logged],
+    }
 
 
 def main(config: DemoConfig) -> dict[str, Any]:
@@ -338,7 +423,9 @@ def main(config: DemoConfig) -> dict[str, Any]:
 
             _say(f"data: {describe_data(config)}")
             t0 = time.perf_counter()
-            _say(f"writing the tiny RadCliQ scorer kit (random weights, official formats) to {paths['scorer_models']}")
+            _say(
+                f"writing the tiny RadCliQ scorer kit (random weights, official formats) to {paths['scorer_models']}"
+            )
             make_tiny(paths["scorer_models"], seed=config.seed)
             phase("scorer_kit_s", t0)
 
@@ -373,39 +460,67 @@ def main(config: DemoConfig) -> dict[str, Any]:
 
             scorer = RadCliQScorer.from_pretrained(paths["scorer_models"], device="cpu")
             data_config = DataConfig.from_dict(test_data)
-            eval_common = dict(max_new_tokens=completion_length(config), batch_size=16, meteor=config.meteor,
-                               progress=config.progress, device="cpu", seed=config.seed,
-                               sampled_reward_samples=config.sampled_per_study)
+            eval_common = dict(
+                max_new_tokens=completion_length(config),
+                batch_size=16,
+                meteor=config.meteor,
+                progress=config.progress,
+                device="cpu",
+                seed=config.seed,
+                sampled_reward_samples=config.sampled_per_study,
+            )
 
             t0 = time.perf_counter()
             _say(f"evaluating the SFT policy on {config.num_test} held-out studies (before RL)")
-            before = evaluate.main(evaluate.EvaluateConfig(
-                model_name_or_path=str(paths["sft"]), output_dir=str(paths["eval_before_rl"]),
-                run_name="before RL (SFT)", training_runs=[str(paths["sft"])], **eval_common), data_config,
-                scorer=scorer)
+            before = evaluate.main(
+                evaluate.EvaluateConfig(
+                    model_name_or_path=str(paths["sft"]),
+                    output_dir=str(paths["eval_before_rl"]),
+                    run_name="before RL (SFT)",
+                    training_runs=[str(paths["sft"])],
+                    **eval_common,
+                ),
+                data_config,
+                scorer=scorer,
+            )
             phase("eval_before_rl_s", t0)
 
             t0 = time.perf_counter()
-            _say(f"GRPO: {config.grpo_steps} steps, reward -RadCliQ from {server.url}, "
-                 f"{config.num_generations} completions per prompt")
+            _say(
+                f"GRPO: {config.grpo_steps} steps, reward -RadCliQ from {server.url}, "
+                f"{config.num_generations} completions per prompt"
+            )
             from rrg_trl import grpo
 
-            grpo.run(_trainer_args(config, "grpo", paths["sft"], paths["grpo"]) + flags
-                     + ["--reward_urls", server.url])
+            grpo.run(
+                _trainer_args(config, "grpo", paths["sft"], paths["grpo"])
+                + flags
+                + ["--reward_urls", server.url]
+            )
             phase("grpo_s", t0)
 
             t0 = time.perf_counter()
             _say("evaluating the GRPO policy on the same held-out studies (after RL)")
-            after = evaluate.main(evaluate.EvaluateConfig(
-                model_name_or_path=str(paths["grpo"]), output_dir=str(paths["eval_after_rl"]),
-                run_name="after RL (GRPO)", baseline=str(paths["eval_before_rl"]),
-                training_runs=[str(paths["sft"]), str(paths["grpo"])], **eval_common), data_config, scorer=scorer)
+            after = evaluate.main(
+                evaluate.EvaluateConfig(
+                    model_name_or_path=str(paths["grpo"]),
+                    output_dir=str(paths["eval_after_rl"]),
+                    run_name="after RL (GRPO)",
+                    baseline=str(paths["eval_before_rl"]),
+                    training_runs=[str(paths["sft"]), str(paths["grpo"])],
+                    **eval_common,
+                ),
+                data_config,
+                scorer=scorer,
+            )
             phase("eval_after_rl_s", t0)
     finally:
         torch.set_num_threads(threads)
         if server is not None:
             code = server.stop()
-            _say("reward server stopped (" + (f"by signal {-code}" if code < 0 else f"exit code {code}") + ")")
+            _say(
+                "reward server stopped (" + (f"by signal {-code}" if code < 0 else f"exit code {code}") + ")"
+            )
 
     timing["total_s"] = round(time.perf_counter() - started, 2)
     summary = {
@@ -419,13 +534,20 @@ def main(config: DemoConfig) -> dict[str, Any]:
         "grpo_training_reward": _reward_trend(paths["grpo"]),
         "metrics_before_rl": before["metrics"],
         "metrics_after_rl": after["metrics"],
-        "server": {"url": server.url, "pid": server.pid, "stopped": server.returncode is not None,
-                   "exit_code": server.returncode},
+        "server": {
+            "url": server.url,
+            "pid": server.pid,
+            "stopped": server.returncode is not None,
+            "exit_code": server.returncode,
+        },
         "timing_s": timing,
         "config": dataclasses.asdict(config),
-        "outputs": {**{k: str(v) for k, v in paths.items()}, "table": after["outputs"]["table"],
-                    "metrics_plot": after["outputs"]["metrics_plot"],
-                    "training_plot": after["outputs"]["training_plot"]},
+        "outputs": {
+            **{k: str(v) for k, v in paths.items()},
+            "table": after["outputs"]["table"],
+            "metrics_plot": after["outputs"]["metrics_plot"],
+            "training_plot": after["outputs"]["training_plot"],
+        },
     }
     paths["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     _report(summary, Path(after["outputs"]["table"]))
@@ -440,20 +562,33 @@ def _report(summary: dict[str, Any], table: Path) -> None:
     print(f"Reward (-RadCliQ-v1, higher is better; tiny RANDOM scorer models; data: {summary['data']}):")
     s0, s1 = summary["sampled_reward_before_rl"], summary["sampled_reward_after_rl"]
     if s0 and s1 and s0["mean"] is not None and s1["mean"] is not None:
-        print(f"  held-out, sampled reports ({s0['per_prompt']} per study, T={s0['temperature']:g}; what GRPO "
-              f"maximises):\n      before RL {s0['mean']:.4f} ± {s0['sem'] or 0:.4f}  ->  after RL "
-              f"{s1['mean']:.4f} ± {s1['sem'] or 0:.4f}  ({s1['mean'] - s0['mean']:+.4f}; ± = standard error)")
-    print(f"  held-out, greedy reports (the table):\n      before RL {before:.4f}  ->  after RL {after:.4f}  "
-          f"({after - before:+.4f})")
+        print(
+            f"  held-out, sampled reports ({s0['per_prompt']} per study, T={s0['temperature']:g}; what GRPO "
+            f"maximises):\n      before RL {s0['mean']:.4f} ± {s0['sem'] or 0:.4f}  ->  after RL "
+            f"{s1['mean']:.4f} ± {s1['sem'] or 0:.4f}  ({s1['mean'] - s0['mean']:+.4f}; ± = standard error)"
+        )
+    print(
+        f"  held-out, greedy reports (the table):\n      before RL {before:.4f}  ->  after RL {after:.4f}  "
+        f"({after - before:+.4f})"
+    )
     if trend.get("steps"):
-        print(f"  GRPO training batches (sampled, incl. guard penalties):\n      first {trend['window']} steps "
-              f"{trend['first_steps_mean']:.4f}  ->  last {trend['window']} steps {trend['last_steps_mean']:.4f}")
+        print(
+            f"  GRPO training batches (sampled, incl. guard penalties):\n      first {trend['window']} steps "
+            f"{trend['first_steps_mean']:.4f}  ->  last {trend['window']} steps {trend['last_steps_mean']:.4f}"
+        )
     print()
     print("Outputs:")
     labels = {
-        "scorer_models": "tiny scorer kit", "policy": "tiny policy", "sft": "SFT model", "grpo": "GRPO model",
-        "eval_before_rl": "eval before RL", "eval_after_rl": "eval after RL", "table": "table (markdown)",
-        "metrics_plot": "metric bars", "training_plot": "training curves", "reward_server_log": "server log",
+        "scorer_models": "tiny scorer kit",
+        "policy": "tiny policy",
+        "sft": "SFT model",
+        "grpo": "GRPO model",
+        "eval_before_rl": "eval before RL",
+        "eval_after_rl": "eval after RL",
+        "table": "table (markdown)",
+        "metrics_plot": "metric bars",
+        "training_plot": "training curves",
+        "reward_server_log": "server log",
         "summary": "demo summary",
     }
     for key, label in labels.items():

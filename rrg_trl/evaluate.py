@@ -58,9 +58,12 @@ class EvaluateConfig:
     """What to evaluate, how to generate, how to score, and where to write (field names avoid DataConfig's)."""
 
     model_name_or_path: str | None = field(
-        default=None, metadata=_help("Policy to generate with: a model directory or a LoRA adapter directory.")
+        default=None,
+        metadata=_help("Policy to generate with: a model directory or a LoRA adapter directory."),
     )
-    adapter_path: str | None = field(default=None, metadata=_help("LoRA adapter to put on model_name_or_path."))
+    adapter_path: str | None = field(
+        default=None, metadata=_help("LoRA adapter to put on model_name_or_path.")
+    )
     hypotheses_file: str | None = field(
         default=None, metadata=_help("Score existing outputs instead of generating: a JSONL file.")
     )
@@ -78,9 +81,13 @@ class EvaluateConfig:
     reward_api_key_env: str | None = field(
         default=None, metadata=_help("Environment variable holding the reward server's API key.")
     )
-    scorer_device: str | None = field(default=None, metadata=_help("Device of the scorer (default: cuda if any)."))
+    scorer_device: str | None = field(
+        default=None, metadata=_help("Device of the scorer (default: cuda if any).")
+    )
     output_dir: str = field(default="outputs/eval", metadata=_help("Where the outputs are written."))
-    run_name: str | None = field(default=None, metadata=_help("Name in titles (default: the policy's directory)."))
+    run_name: str | None = field(
+        default=None, metadata=_help("Name in titles (default: the policy's directory).")
+    )
     batch_size: int = field(default=8, metadata=_help("Reports generated per batch."))
     max_new_tokens: int = field(default=128, metadata=_help("Longest generated report, in tokens."))
     do_sample: bool = field(default=False, metadata=_help("Sample instead of greedy decoding."))
@@ -94,12 +101,15 @@ class EvaluateConfig:
     meteor: bool = field(default=True, metadata=_help("Run METEOR (Meteor 1.5 jar; needs Java)."))
     sampled_reward_samples: int = field(
         default=0,
-        metadata=_help("Also sample this many reports per study and report their mean reward (-RadCliQ): "
-                       "the quantity RL maximises, less noisy than one greedy report. 0 = off."),
+        metadata=_help(
+            "Also sample this many reports per study and report their mean reward (-RadCliQ): "
+            "the quantity RL maximises, less noisy than one greedy report. 0 = off."
+        ),
     )
     sample_temperature: float = field(default=1.0, metadata=_help("Temperature of those sampled reports."))
     training_runs: list[str] | None = field(
-        default=None, metadata=_help("trainer_state.json files or run/checkpoint dirs: loss and reward curves.")
+        default=None,
+        metadata=_help("trainer_state.json files or run/checkpoint dirs: loss and reward curves."),
     )
     baseline: str | None = field(
         default=None, metadata=_help("A baseline evaluation: its summary.json or output directory.")
@@ -109,7 +119,9 @@ class EvaluateConfig:
 
     def __post_init__(self):
         if (self.model_name_or_path is None) == (self.hypotheses_file is None):
-            raise ValueError("give exactly one of model_name_or_path (generate) or hypotheses_file (score outputs)")
+            raise ValueError(
+                "give exactly one of model_name_or_path (generate) or hypotheses_file (score outputs)"
+            )
         if self.adapter_path is not None and self.model_name_or_path is None:
             raise ValueError("adapter_path needs model_name_or_path (its base model)")
         if self.sampled_reward_samples < 0:
@@ -146,7 +158,11 @@ def describe_data(samples: list[EvalSample]) -> dict[str, Any]:
     """Provenance of the evaluated pairs: counts per source and a plain-words label for synthetic data."""
     sources = Counter(s.source for s in samples)
     n_synthetic = sum(s.synthetic for s in samples)
-    info: dict[str, Any] = {"synthetic": n_synthetic > 0, "n_synthetic": n_synthetic, "sources": dict(sources)}
+    info: dict[str, Any] = {
+        "synthetic": n_synthetic > 0,
+        "n_synthetic": n_synthetic,
+        "sources": dict(sources),
+    }
     if n_synthetic:
         kinds = "; ".join(SOURCE_DESCRIPTIONS.get(src, src) for src in sources)
         info["label"] = f"{SYNTHETIC_NOTE} ({n_synthetic}/{len(samples)} samples: {kinds})"
@@ -178,19 +194,34 @@ def _generate(config: EvaluateConfig, dataset) -> tuple[list[EvalSample], Sample
     if len(dataset) == 0:
         raise ValueError(f"split {config.eval_split!r} is empty: nothing to evaluate")
     start = time.perf_counter()
-    model, processor = load_eval_policy(config.model_name_or_path, config.adapter_path, dtype=config.dtype,
-                                        device=config.device)
+    model, processor = load_eval_policy(
+        config.model_name_or_path, config.adapter_path, dtype=config.dtype, device=config.device
+    )
     hyps = generate_reports(
-        model, processor, dataset, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
-        do_sample=config.do_sample, temperature=config.temperature, top_p=config.top_p,
-        num_beams=config.num_beams, repetition_penalty=config.repetition_penalty, seed=config.seed,
+        model,
+        processor,
+        dataset,
+        batch_size=config.batch_size,
+        max_new_tokens=config.max_new_tokens,
+        do_sample=config.do_sample,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        num_beams=config.num_beams,
+        repetition_penalty=config.repetition_penalty,
+        seed=config.seed,
         progress=config.progress,
     )
     timing = {"generation_s": round(time.perf_counter() - start, 3)}
     columns = {c: dataset[c] for c in ("id", "report", "synthetic", "source", "split")}
     samples = [
-        EvalSample(id=columns["id"][i], hypothesis=h, reference=columns["report"][i],
-                   synthetic=bool(columns["synthetic"][i]), source=columns["source"][i], split=columns["split"][i])
+        EvalSample(
+            id=columns["id"][i],
+            hypothesis=h,
+            reference=columns["report"][i],
+            synthetic=bool(columns["synthetic"][i]),
+            source=columns["source"][i],
+            split=columns["split"][i],
+        )
         for i, h in enumerate(hyps)
     ]
     sampled = None
@@ -199,18 +230,33 @@ def _generate(config: EvaluateConfig, dataset) -> tuple[list[EvalSample], Sample
         start = time.perf_counter()
         order = [i for i in range(len(dataset)) for _ in range(k)]
         texts = generate_reports(
-            model, processor, dataset.select(order), batch_size=config.batch_size,
-            max_new_tokens=config.max_new_tokens, do_sample=True, temperature=config.sample_temperature,
-            top_p=1.0, repetition_penalty=config.repetition_penalty, seed=config.seed, progress=config.progress,
+            model,
+            processor,
+            dataset.select(order),
+            batch_size=config.batch_size,
+            max_new_tokens=config.max_new_tokens,
+            do_sample=True,
+            temperature=config.sample_temperature,
+            top_p=1.0,
+            repetition_penalty=config.repetition_penalty,
+            seed=config.seed,
+            progress=config.progress,
         )
-        sampled = SampledReports([columns["id"][i] for i in order], [columns["report"][i] for i in order], texts,
-                                 k, config.sample_temperature)
+        sampled = SampledReports(
+            [columns["id"][i] for i in order],
+            [columns["report"][i] for i in order],
+            texts,
+            k,
+            config.sample_temperature,
+        )
         timing["sampled_generation_s"] = round(time.perf_counter() - start, 3)
     del model
     return samples, sampled, timing
 
 
-def _sampled_reward(sampled: SampledReports, scorer: Any, client: Any) -> tuple[dict[str, Any], list[float | None]]:
+def _sampled_reward(
+    sampled: SampledReports, scorer: Any, client: Any
+) -> tuple[dict[str, Any], list[float | None]]:
     """Mean -RadCliQ of the sampled reports, with its standard error, through the reward's own scorer."""
     rows = (scorer or client).score(sampled.hypotheses, sampled.references)
     rewards = [None if r.get("radcliq") is None else -float(r["radcliq"]) for r in rows]
@@ -218,8 +264,14 @@ def _sampled_reward(sampled: SampledReports, scorer: Any, client: Any) -> tuple[
     n = len(good)
     mean = sum(good) / n if n else None
     sem = (math.sqrt(sum((r - mean) ** 2 for r in good) / (n - 1)) / math.sqrt(n)) if n > 1 else None
-    return {"mean": mean, "sem": sem, "n": n, "per_prompt": sampled.per_prompt,
-            "temperature": sampled.temperature, "missing": len(rewards) - n}, rewards
+    return {
+        "mean": mean,
+        "sem": sem,
+        "n": n,
+        "per_prompt": sampled.per_prompt,
+        "temperature": sampled.temperature,
+        "missing": len(rewards) - n,
+    }, rewards
 
 
 def _make_scorer(config: EvaluateConfig):
@@ -232,7 +284,9 @@ def _make_scorer(config: EvaluateConfig):
 
         api_key = os.environ.get(config.reward_api_key_env) if config.reward_api_key_env else None
         return None, RewardClient(config.reward_url, api_key=api_key)
-    raise ValueError("no scorer: give scorer_model_dir (in-process RadCliQ models) or reward_url (a running server)")
+    raise ValueError(
+        "no scorer: give scorer_model_dir (in-process RadCliQ models) or reward_url (a running server)"
+    )
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -261,7 +315,9 @@ def _training_summary(runs: dict[str, Path]) -> dict[str, Any]:
     return out
 
 
-def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, scorer: Any = None) -> dict[str, Any]:
+def main(
+    config: EvaluateConfig, data_config: DataConfig | None = None, *, scorer: Any = None
+) -> dict[str, Any]:
     """Run the evaluation and write its outputs; returns the summary (also in ``summary.json``).
 
     ``scorer``: an already loaded :class:`reward_server.RadCliQScorer` to reuse (the demo evaluates twice).
@@ -289,8 +345,12 @@ def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, score
         samples, sampled, timing = _generate(config, load_split())
         run_name = config.run_name or Path(config.model_name_or_path).name
     else:
-        samples = samples_from_jsonl(config.hypotheses_file, hypothesis_key=config.hypothesis_key,
-                                     reference_key=config.reference_key, dataset=load_split)
+        samples = samples_from_jsonl(
+            config.hypotheses_file,
+            hypothesis_key=config.hypothesis_key,
+            reference_key=config.reference_key,
+            dataset=load_split,
+        )
         run_name = config.run_name or Path(config.hypotheses_file).stem
 
     client = None
@@ -298,8 +358,14 @@ def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, score
         scorer, client = _make_scorer(config)
     start = time.perf_counter()
     try:
-        scores = score_reports([s.hypothesis for s in samples], [s.reference for s in samples], scorer=scorer,
-                               client=client, meteor=config.meteor, progress=config.progress)
+        scores = score_reports(
+            [s.hypothesis for s in samples],
+            [s.reference for s in samples],
+            scorer=scorer,
+            client=client,
+            meteor=config.meteor,
+            progress=config.progress,
+        )
         if sampled is not None:
             scores.details["reward_sampled"], sampled_rewards = _sampled_reward(sampled, scorer, client)
             scores.metrics["reward_sampled"] = scores.details["reward_sampled"]["mean"]
@@ -310,43 +376,80 @@ def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, score
 
     data = describe_data(samples)
     synthetic = data["synthetic"]
-    dataset_name = data_config.dataset if used_data else f"hypotheses file {Path(config.hypotheses_file).name}"
+    dataset_name = (
+        data_config.dataset if used_data else f"hypotheses file {Path(config.hypotheses_file).name}"
+    )
     title = f"{run_name}: {dataset_name} {config.eval_split}, {len(samples)} reports"
-    outputs = {"samples": out_dir / SAMPLES_FILE, "summary": out_dir / SUMMARY_FILE, "table": out_dir / TABLE_FILE,
-               "metrics_plot": out_dir / METRICS_PLOT}
+    outputs = {
+        "samples": out_dir / SAMPLES_FILE,
+        "summary": out_dir / SUMMARY_FILE,
+        "table": out_dir / TABLE_FILE,
+        "metrics_plot": out_dir / METRICS_PLOT,
+    }
     if runs:
         outputs["training_plot"] = out_dir / TRAINING_PLOT
     if sampled is not None:
         outputs["sampled"] = out_dir / SAMPLED_FILE
         with open(outputs["sampled"], "w", encoding="utf-8") as f:
-            for i, (sid, hyp, ref, reward) in enumerate(zip(sampled.ids, sampled.hypotheses, sampled.references,
-                                                            sampled_rewards, strict=True)):
-                f.write(json.dumps({"id": sid, "sample": i % sampled.per_prompt, "synthetic": data["synthetic"],
-                                    "hypothesis": hyp, "reference": ref, "reward": _finite_or_none(reward)},
-                                   ensure_ascii=False) + "\n")
+            for i, (sid, hyp, ref, reward) in enumerate(
+                zip(sampled.ids, sampled.hypotheses, sampled.references, sampled_rewards, strict=True)
+            ):
+                f.write(
+                    json.dumps(
+                        {
+                            "id": sid,
+                            "sample": i % sampled.per_prompt,
+                            "synthetic": data["synthetic"],
+                            "hypothesis": hyp,
+                            "reference": ref,
+                            "reward": _finite_or_none(reward),
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
 
     with open(outputs["samples"], "w", encoding="utf-8") as f:
         for i, (sample, row) in enumerate(zip(samples, scores.per_sample, strict=True)):
-            record = {"index": i, "id": sample.id, "split": sample.split, "source": sample.source,
-                      "synthetic": sample.synthetic, "hypothesis": sample.hypothesis,
-                      "reference": sample.reference, **row}
+            record = {
+                "index": i,
+                "id": sample.id,
+                "split": sample.split,
+                "source": sample.source,
+                "synthetic": sample.synthetic,
+                "hypothesis": sample.hypothesis,
+                "reference": sample.reference,
+                **row,
+            }
             f.write(json.dumps({k: _finite_or_none(v) for k, v in record.items()}, ensure_ascii=False) + "\n")
 
     baseline_name = None
     if baseline is not None:
         baseline_name = config.baseline_name or baseline.get("run_name") or baseline_path.parent.name
     table = render_markdown(
-        scores.metrics, title=title, unavailable=scores.unavailable, synthetic=synthetic, run_name=run_name,
-        baseline=baseline["metrics"] if baseline else None, baseline_name=baseline_name or "baseline",
+        scores.metrics,
+        title=title,
+        unavailable=scores.unavailable,
+        synthetic=synthetic,
+        run_name=run_name,
+        baseline=baseline["metrics"] if baseline else None,
+        baseline_name=baseline_name or "baseline",
         notes=_notes(data, scores),
     )
     outputs["table"].write_text(table, encoding="utf-8")
-    plot_metric_bars(scores.metrics, outputs["metrics_plot"], run_name=run_name,
-                     baseline=baseline["metrics"] if baseline else None, baseline_name=baseline_name or "baseline",
-                     title=title, synthetic=synthetic)
+    plot_metric_bars(
+        scores.metrics,
+        outputs["metrics_plot"],
+        run_name=run_name,
+        baseline=baseline["metrics"] if baseline else None,
+        baseline_name=baseline_name or "baseline",
+        title=title,
+        synthetic=synthetic,
+    )
     if runs:
-        plot_training_curves(runs, outputs["training_plot"], title=f"Training curves: {', '.join(runs)}",
-                             synthetic=synthetic)
+        plot_training_curves(
+            runs, outputs["training_plot"], title=f"Training curves: {', '.join(runs)}", synthetic=synthetic
+        )
     timing["total_s"] = round(time.perf_counter() - started, 3)
 
     summary = {
@@ -358,34 +461,44 @@ def main(config: EvaluateConfig, data_config: DataConfig | None = None, *, score
         "unavailable": scores.unavailable,
         "details": scores.details,
         "training": training,
-        "baseline": ({"name": baseline_name, "summary": str(baseline_path), "metrics": baseline["metrics"]}
-                     if baseline else None),
+        "baseline": (
+            {"name": baseline_name, "summary": str(baseline_path), "metrics": baseline["metrics"]}
+            if baseline
+            else None
+        ),
         "timing": timing,
         "outputs": {k: str(v) for k, v in outputs.items()},
         "config": dataclasses.asdict(config),
         "data_config": dataclasses.asdict(data_config) if used_data else None,
     }
-    outputs["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    outputs["summary"].write_text(
+        json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+    )
     logger.info("evaluation written to %s", out_dir)
     return summary
 
 
 def _notes(data: dict, scores) -> list[str]:
     version = _reward_version(scores)
-    notes = [f"Data: {data['label']}.",
-             f"Reward (mean -RadCliQ-{version}) of these reports: {_fmt(scores.metrics.get('reward'))}."]
+    notes = [
+        f"Data: {data['label']}.",
+        f"Reward (mean -RadCliQ-{version}) of these reports: {_fmt(scores.metrics.get('reward'))}.",
+    ]
     sampled = scores.details.get("reward_sampled")
     if sampled:
         sem = f" ± {sampled['sem']:.4f} (s.e.)" if sampled["sem"] is not None else ""
-        notes.append(f"Reward of sampled reports ({sampled['per_prompt']} per study, temperature "
-                     f"{sampled['temperature']:g}, {sampled['n']} in all): {_fmt(sampled['mean'])}{sem}.")
+        notes.append(
+            f"Reward of sampled reports ({sampled['per_prompt']} per study, temperature "
+            f"{sampled['temperature']:g}, {sampled['n']} in all): {_fmt(sampled['mean'])}{sem}."
+        )
     return notes
 
 
 def _reward_version(scores) -> str:
     reward = scores.details.get("reward", {})
     return reward.get("radcliq_version") or (reward.get("server_info", {}).get("scorer") or {}).get(
-        "radcliq_version", "v1")
+        "radcliq_version", "v1"
+    )
 
 
 def _fmt(value: float | None) -> str:

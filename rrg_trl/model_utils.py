@@ -37,8 +37,10 @@ def is_adapter_dir(path: str | Path) -> bool:
 
 
 def _has_processor(path: Path) -> bool:
-    return any((path / name).is_file() for name in ("processor_config.json", "preprocessor_config.json",
-                                                      "tokenizer_config.json"))
+    return any(
+        (path / name).is_file()
+        for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+    )
 
 
 def _device_map(training_args: Any) -> dict | str:
@@ -58,8 +60,12 @@ def assemble_lmrrg(script_args: Any, model_args: Any, training_args: Any) -> str
     out = Path(training_args.output_dir) / BASE_MODEL_DIR
     with training_args.main_process_first(desc="assembling LM-RRG"):
         if not (out / "config.json").is_file():
-            logger.info("assembling LM-RRG from %s + %s into %s", script_args.vision_model_name_or_path,
-                        script_args.text_model_name_or_path, out)
+            logger.info(
+                "assembling LM-RRG from %s + %s into %s",
+                script_args.vision_model_name_or_path,
+                script_args.text_model_name_or_path,
+                out,
+            )
             model, processor = lmrrg_from_pretrained_parts(
                 script_args.vision_model_name_or_path,
                 script_args.text_model_name_or_path,
@@ -77,8 +83,10 @@ def get_policy(script_args: Any, model_args: Any, training_args: Any, padding_si
     name = model_args.model_name_or_path
     if isinstance(name, str) and name.strip().lower() in ("", "none", "null"):  # `--model_name_or_path null`
         name = None
-    parts = (getattr(script_args, "vision_model_name_or_path", None),
-             getattr(script_args, "text_model_name_or_path", None))
+    parts = (
+        getattr(script_args, "vision_model_name_or_path", None),
+        getattr(script_args, "text_model_name_or_path", None),
+    )
     if name is None:
         if not all(parts):
             raise ValueError(
@@ -87,8 +95,12 @@ def get_policy(script_args: Any, model_args: Any, training_args: Any, padding_si
             )
         name = assemble_lmrrg(script_args, model_args, training_args)
     elif any(parts):
-        raise ValueError("model_name_or_path and vision/text_model_name_or_path are exclusive: set one or the other")
-    if Path(name).is_dir():  # absolute, so an adapter saved from this run records a base that resolves anywhere
+        raise ValueError(
+            "model_name_or_path and vision/text_model_name_or_path are exclusive: set one or the other"
+        )
+    if Path(
+        name
+    ).is_dir():  # absolute, so an adapter saved from this run records a base that resolves anywhere
         name = str(Path(name).resolve())
     if model_args.load_in_8bit:
         raise ValueError("load_in_8bit is not supported for VLM policies; use load_in_4bit (QLoRA)")

@@ -41,7 +41,9 @@ class GuardConfig:
         if self.penalty < 0:
             raise ValueError(f"guard penalty is subtracted and must be >= 0, got {self.penalty}")
         if self.min_words < 0 or self.repeat_ngram < 1:
-            raise ValueError(f"need min_words >= 0 and repeat_ngram >= 1, got {self.min_words}, {self.repeat_ngram}")
+            raise ValueError(
+                f"need min_words >= 0 and repeat_ngram >= 1, got {self.min_words}, {self.repeat_ngram}"
+            )
         if not 0 < self.max_repeat_fraction <= 1:
             raise ValueError(f"max_repeat_fraction must be in (0, 1], got {self.max_repeat_fraction}")
         if "truncated" in self.guards and not self.stop_token_ids:
@@ -64,7 +66,10 @@ def guard_flags(text: str, completion_ids: Sequence[int] | None, config: GuardCo
         flags.append("empty")
     elif "too_short" in config.guards and len(words) < config.min_words:
         flags.append("too_short")
-    if "repetition" in config.guards and repeat_fraction(words, config.repeat_ngram) > config.max_repeat_fraction:
+    if (
+        "repetition" in config.guards
+        and repeat_fraction(words, config.repeat_ngram) > config.max_repeat_fraction
+    ):
         flags.append("repetition")
     if "truncated" in config.guards and completion_ids is not None:
         ids = list(completion_ids)
@@ -81,17 +86,26 @@ class RewardGuard:
         self.config = config
         self.is_async = inspect.iscoroutinefunction(reward_func)
 
-    def flags(self, completions: Sequence[Any], completion_ids: Sequence[Sequence[int]] | None) -> list[list[str]]:
+    def flags(
+        self, completions: Sequence[Any], completion_ids: Sequence[Sequence[int]] | None
+    ) -> list[list[str]]:
         ids = completion_ids if completion_ids is not None else [None] * len(completions)
         if len(ids) != len(completions):
             raise ValueError(f"{len(ids)} completion_ids for {len(completions)} completions")
         return [guard_flags(completion_text(c, i), ids[i], self.config) for i, c in enumerate(completions)]
 
-    def apply(self, rewards: Iterable[float | None], flags: list[list[str]], kwargs: dict) -> list[float | None]:
+    def apply(
+        self, rewards: Iterable[float | None], flags: list[list[str]], kwargs: dict
+    ) -> list[float | None]:
         rewards = list(rewards)
         if len(rewards) != len(flags):
-            raise ValueError(f"the guarded reward returned {len(rewards)} values for {len(flags)} completions")
-        out = [None if r is None else r - self.config.penalty * bool(f) for r, f in zip(rewards, flags, strict=True)]
+            raise ValueError(
+                f"the guarded reward returned {len(rewards)} values for {len(flags)} completions"
+            )
+        out = [
+            None if r is None else r - self.config.penalty * bool(f)
+            for r, f in zip(rewards, flags, strict=True)
+        ]
         log_metric, log_extra = kwargs.get("log_metric"), kwargs.get("log_extra")
         if log_metric is not None and flags:
             for name in self.config.guards:
@@ -107,17 +121,22 @@ class RewardGuard:
 
         if self.is_async:
 
-            async def guarded(prompts: list, completions: list, completion_ids: list | None = None, **kwargs: Any):
+            async def guarded(
+                prompts: list, completions: list, completion_ids: list | None = None, **kwargs: Any
+            ):
                 flags = self.flags(completions, completion_ids)
-                rewards = await inner(prompts=prompts, completions=completions, completion_ids=completion_ids,
-                                      **kwargs)
+                rewards = await inner(
+                    prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs
+                )
                 return self.apply(rewards, flags, kwargs)
 
         else:
 
             def guarded(prompts: list, completions: list, completion_ids: list | None = None, **kwargs: Any):
                 flags = self.flags(completions, completion_ids)
-                rewards = inner(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
+                rewards = inner(
+                    prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs
+                )
                 return self.apply(rewards, flags, kwargs)
 
         functools.update_wrapper(guarded, inner)

@@ -115,7 +115,9 @@ def completion_text(completion: Any, index: int = 0) -> str:
         if isinstance(content, str):
             return content
         if isinstance(content, list):  # multimodal content parts
-            return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            return "".join(
+                p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+            )
     raise TypeError(
         f"completions[{index}] must be a string or a list of chat messages with 'content', "
         f"got {type(completion).__name__}"
@@ -125,8 +127,13 @@ def completion_text(completion: Any, index: int = 0) -> str:
 class RadCliQRewards:
     """Reward functions that share one scoring call per batch (remote client or in-process scorer)."""
 
-    def __init__(self, config: RewardConfig | None = None, *, scorer: Any = None,
-                 client: AsyncRewardClient | None = None):
+    def __init__(
+        self,
+        config: RewardConfig | None = None,
+        *,
+        scorer: Any = None,
+        client: AsyncRewardClient | None = None,
+    ):
         self.config = config or RewardConfig.from_env()
         if scorer is None and client is None and self.config.model_dir:
             from reward_server import RadCliQScorer
@@ -142,7 +149,9 @@ class RadCliQRewards:
                 retry_budget_s=self.config.retry_budget_s,
             )
         # The scorer is not thread-safe: in-process scoring runs in one dedicated thread.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rrg-reward") if scorer else None
+        self._executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="rrg-reward") if scorer else None
+        )
         self._inflight: OrderedDict[tuple, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = OrderedDict()
         self._consecutive_failures = 0
         self.requests = 0  # scoring calls made (tests check the sharing)
@@ -160,9 +169,12 @@ class RadCliQRewards:
         reward.__doc__ = _DOCS[component]
         return reward
 
-    async def compute(self, component: str, completions: Sequence[Any], columns: dict[str, Any]) -> list[float | None]:
-        rows = await self.score(completions, self._references(columns, len(completions)),
-                                log_metric=columns.get("log_metric"))
+    async def compute(
+        self, component: str, completions: Sequence[Any], columns: dict[str, Any]
+    ) -> list[float | None]:
+        rows = await self.score(
+            completions, self._references(columns, len(completions)), log_metric=columns.get("log_metric")
+        )
         if component == "radcliq":
             return [None if r is None or r["radcliq"] is None else -r["radcliq"] for r in rows]
         return [None if r is None else r[component] for r in rows]
@@ -180,12 +192,18 @@ class RadCliQRewards:
             raise ValueError(f"column {col!r} has {len(refs)} values for {n} completions")
         for i, ref in enumerate(refs):
             if not isinstance(ref, str):
-                raise ValueError(f"{col}[{i}] must be a string (the reference report), got {type(ref).__name__}")
+                raise ValueError(
+                    f"{col}[{i}] must be a string (the reference report), got {type(ref).__name__}"
+                )
         return list(refs)
 
     # ------------------------------------------------------------------ shared scoring
-    async def score(self, completions: Sequence[Any], references: Sequence[str],
-                    log_metric: Callable[[str, float], None] | None = None) -> list[dict | None]:
+    async def score(
+        self,
+        completions: Sequence[Any],
+        references: Sequence[str],
+        log_metric: Callable[[str, float], None] | None = None,
+    ) -> list[dict | None]:
         """Score rows for the batch; concurrent calls with the same texts share one request."""
         texts = [completion_text(c, i) for i, c in enumerate(completions)]
         key = (tuple(texts), tuple(references))
@@ -203,12 +221,15 @@ class RadCliQRewards:
 
     def _forget_failure(self, key: tuple, future: asyncio.Future) -> None:
         """Keep finished results for late sharers, but never serve a failure to a later batch."""
-        failed = future.cancelled() or future.exception() is not None or any(r is None for r in future.result())
+        failed = (
+            future.cancelled() or future.exception() is not None or any(r is None for r in future.result())
+        )
         if failed and key in self._inflight and self._inflight[key][1] is future:
             del self._inflight[key]
 
-    async def _fetch(self, texts: list[str], references: list[str],
-                     log_metric: Callable[[str, float], None] | None) -> list[dict | None]:
+    async def _fetch(
+        self, texts: list[str], references: list[str], log_metric: Callable[[str, float], None] | None
+    ) -> list[dict | None]:
         start = time.perf_counter()
         self.requests += 1
         try:
@@ -231,7 +252,9 @@ class RadCliQRewards:
             log_metric("reward_server/failed", 0.0)
         return rows
 
-    def _failed(self, n: int, error: Exception, log_metric: Callable[[str, float], None] | None) -> list[None]:
+    def _failed(
+        self, n: int, error: Exception, log_metric: Callable[[str, float], None] | None
+    ) -> list[None]:
         self._consecutive_failures += 1
         if log_metric is not None:
             log_metric("reward_server/failed", 1.0)
@@ -240,8 +263,13 @@ class RadCliQRewards:
                 f"RadCliQ rewards failed for {self._consecutive_failures} batches in a row "
                 f"(max_consecutive_failures={self.config.max_consecutive_failures}); last error: {error}"
             ) from error
-        logger.warning("RadCliQ reward failed for a batch of %d completions (they get no reward, i.e. zero "
-                       "advantage; %d failed batches in a row): %s", n, self._consecutive_failures, error)
+        logger.warning(
+            "RadCliQ reward failed for a batch of %d completions (they get no reward, i.e. zero "
+            "advantage; %d failed batches in a row): %s",
+            n,
+            self._consecutive_failures,
+            error,
+        )
         return [None] * n
 
 
@@ -294,8 +322,9 @@ REWARD_FUNCS: dict[str, Callable[..., Any]] = {
 }
 
 
-def get_reward_funcs(names: Sequence[str], *, scorer: Any = None, client: AsyncRewardClient | None = None,
-                     **config: Any) -> list[Callable[..., Any]]:
+def get_reward_funcs(
+    names: Sequence[str], *, scorer: Any = None, client: AsyncRewardClient | None = None, **config: Any
+) -> list[Callable[..., Any]]:
     """Reward functions by name; with ``scorer``/``client``/config keys they share a new instance,
     otherwise the module-level functions (configured from the environment) are returned."""
     if isinstance(names, str):

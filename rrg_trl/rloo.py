@@ -21,8 +21,13 @@ from rrg_trl.data import DataConfig
 from rrg_trl.stage_runner import StageResult
 
 
-def main(script_args: RLOOScriptArguments, training_args: Any, model_args: Any, data_args: DataConfig,
-         callbacks: Sequence[Any] | None = None) -> StageResult:
+def main(
+    script_args: RLOOScriptArguments,
+    training_args: Any,
+    model_args: Any,
+    data_args: DataConfig,
+    callbacks: Sequence[Any] | None = None,
+) -> StageResult:
     from transformers import set_seed
     from trl import RLOOTrainer
 

@@ -58,8 +58,9 @@ def load_splits(data_args: Any, script_args: Any, training_args: Any, *, with_co
     do_eval = training_args.eval_strategy != "no"
     if do_eval:
         wanted.append(script_args.dataset_test_split)
-    config = dataclasses.replace(data_args, with_completion=with_completion,
-                                 splits=data_args.splits or wanted)
+    config = dataclasses.replace(
+        data_args, with_completion=with_completion, splits=data_args.splits or wanted
+    )
     with training_args.main_process_first(desc="loading the dataset"):
         splits = load_dataset_from_config(config)
     missing = [s for s in wanted if s not in splits]
@@ -73,7 +74,9 @@ def load_splits(data_args: Any, script_args: Any, training_args: Any, *, with_co
     return train, splits[script_args.dataset_test_split] if do_eval else None
 
 
-def train_and_save(trainer: Any, training_args: Any, *, stage: str, data_args: Any, model_args: Any) -> StageResult:
+def train_and_save(
+    trainer: Any, training_args: Any, *, stage: str, data_args: Any, model_args: Any
+) -> StageResult:
     """Train (resuming per ``resume_from_checkpoint``), save the model, metrics, state and ``run_info.json``."""
     checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -96,14 +99,23 @@ def train_and_save(trainer: Any, training_args: Any, *, stage: str, data_args: A
             "resumed_from": checkpoint,
         }
         Path(training_args.output_dir, RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        logger.info("%s finished at step %d; model saved to %s%s", stage, trainer.state.global_step,
-                    training_args.output_dir, " (trained on SYNTHETIC data)" if synthetic else "")
+        logger.info(
+            "%s finished at step %d; model saved to %s%s",
+            stage,
+            trainer.state.global_step,
+            training_args.output_dir,
+            " (trained on SYNTHETIC data)" if synthetic else "",
+        )
     trainer.end()  # finish the trackers and tear down the process group, as TRL's scripts do
-    return StageResult(stage, str(training_args.output_dir), trainer.state.global_step, metrics, checkpoint, trainer)
+    return StageResult(
+        stage, str(training_args.output_dir), trainer.state.global_step, metrics, checkpoint, trainer
+    )
 
 
 def _synthetic_share(dataset: Any) -> float:
     if "synthetic" not in dataset.column_names or len(dataset) == 0:
         return 0.0
-    column = dataset.with_format(None)["synthetic"] if hasattr(dataset, "with_format") else dataset["synthetic"]
+    column = (
+        dataset.with_format(None)["synthetic"] if hasattr(dataset, "with_format") else dataset["synthetic"]
+    )
     return sum(bool(x) for x in column) / len(column)

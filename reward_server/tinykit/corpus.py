@@ -13,7 +13,14 @@ import random
 
 SIDES = ["right", "left", "bilateral"]
 ZONES = ["upper", "middle", "lower"]
-LOBES = ["right upper lobe", "right middle lobe", "right lower lobe", "left upper lobe", "left lower lobe", "lingula"]
+LOBES = [
+    "right upper lobe",
+    "right middle lobe",
+    "right lower lobe",
+    "left upper lobe",
+    "left lower lobe",
+    "lingula",
+]
 SEVERITY = ["mild", "moderate", "severe", "small", "large", "trace", "minimal"]
 FINDINGS = [
     "atelectasis",
@@ -116,7 +123,9 @@ def synthetic_report(rng: random.Random) -> str:
     for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
         sentences.insert(rng.randrange(len(sentences) + 1), _abnormal(rng))
     if rng.random() < 0.3:
-        sentences.append(rng.choice(BONES).format(side=rng.choice(["right", "left"]), ord=rng.choice(ORDINALS)))
+        sentences.append(
+            rng.choice(BONES).format(side=rng.choice(["right", "left"]), ord=rng.choice(ORDINALS))
+        )
     if rng.random() < 0.2:
         sentences.append(rng.choice(COMPARE).format(finding=rng.choice(FINDINGS)))
     text = " ".join(sentences)
@@ -133,5 +142,7 @@ def synthetic_reports(n: int, seed: int = 0) -> list[str]:
 
 def tokenizer_corpus(seed: int = 0) -> list[str]:
     """Training text for the tiny tokenizers: reports plus every vocabulary word on its own line."""
-    words = " ".join(NORMAL + FINDINGS + DEVICES + LOBES + SEVERITY + UNCERTAIN + SIDES + ZONES + BONES + COMPARE)
+    words = " ".join(
+        NORMAL + FINDINGS + DEVICES + LOBES + SEVERITY + UNCERTAIN + SIDES + ZONES + BONES + COMPARE
+    )
     return synthetic_reports(3000, seed) + [words, words.lower()]

@@ -64,7 +64,9 @@ def _check_size(size: str) -> None:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
 
 
-def write_bertscore_model(out_dir: str | Path, corpus: Sequence[str], seed: int = 0, size: str = "tiny") -> Path:
+def write_bertscore_model(
+    out_dir: str | Path, corpus: Sequence[str], seed: int = 0, size: str = "tiny"
+) -> Path:
     """Write ``out_dir/distilroberta-base/`` (RoBERTa, >= 6 layers so BERTScore's layer 5 exists)."""
     from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
 
@@ -95,8 +97,13 @@ def _cls_vectors(model, tokenizer, texts: Sequence[str], batch_size: int = 32) -
     out = []
     with torch.inference_mode():
         for i in range(0, len(texts), batch_size):
-            enc = tokenizer(list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=128,
-                            return_tensors="pt")
+            enc = tokenizer(
+                list(texts[i : i + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
+            )
             out.append(model(**enc).last_hidden_state[:, 0].float())
     return torch.cat(out)
 
@@ -153,18 +160,26 @@ def write_chexbert(out_dir: str | Path, corpus: Sequence[str], seed: int = 0, si
     out = Path(out_dir)
     backbone_dir = out / CHEXBERT_BACKBONE
     train_wordpiece_uncased(corpus, backbone_dir, vocab_size=VOCAB_SIZES[size])
-    return write_chexbert_weights(out / SCORERS_REPO / CHEXBERT_FILE, backbone_dir, corpus, seed=seed, size=size)
+    return write_chexbert_weights(
+        out / SCORERS_REPO / CHEXBERT_FILE, backbone_dir, corpus, seed=seed, size=size
+    )
 
 
-def write_chexbert_weights(path: str | Path, backbone_dir: str | Path, corpus: Sequence[str], seed: int = 0,
-                           size: str = "tiny") -> Path:
+def write_chexbert_weights(
+    path: str | Path, backbone_dir: str | Path, corpus: Sequence[str], seed: int = 0, size: str = "tiny"
+) -> Path:
     """Write ``chexbert.pth`` for the tokenizer in ``backbone_dir`` (and its ``config.json`` there)."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     _check_size(size)
     tokenizer = BertTokenizerFast.from_pretrained(backbone_dir)
-    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=512, type_vocab_size=2,
-                        pad_token_id=tokenizer.pad_token_id, **BERT_SHAPES[size])
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        pad_token_id=tokenizer.pad_token_id,
+        **BERT_SHAPES[size],
+    )
     config.save_pretrained(backbone_dir)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -181,7 +196,11 @@ def write_chexbert_weights(path: str | Path, backbone_dir: str | Path, corpus: S
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
     components = v[: min(8, v.shape[0])]
 
-    state = {f"module.bert.{k}": v.detach().clone() for k, v in bert.state_dict().items() if "position_ids" not in k}
+    state = {
+        f"module.bert.{k}": v.detach().clone()
+        for k, v in bert.state_dict().items()
+        if "position_ids" not in k
+    }
     for i in range(N_FOUR_WAY_HEADS + 1):
         rates = FOUR_WAY_RATES if i < N_FOUR_WAY_HEADS else TWO_WAY_RATES
         weight, bias = _fit_head(cls, components, rates, gen)
@@ -191,4 +210,3 @@ def write_chexbert_weights(path: str | Path, backbone_dir: str | Path, corpus: S
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model_state_dict": state}, path)
     return path
-

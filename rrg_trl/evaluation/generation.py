@@ -69,8 +69,10 @@ def _adapter_base(adapter_dir: Path) -> str:
     config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
     base = config.get("base_model_name_or_path")
     if not base:
-        raise ValueError(f"{adapter_dir / ADAPTER_CONFIG} names no base_model_name_or_path; pass the base model as "
-                         f"model_name_or_path and this directory as adapter_path")
+        raise ValueError(
+            f"{adapter_dir / ADAPTER_CONFIG} names no base_model_name_or_path; pass the base model as "
+            f"model_name_or_path and this directory as adapter_path"
+        )
     return base
 
 
@@ -106,8 +108,13 @@ def generate_reports(
     if "prompt" not in dataset.column_names:
         raise ValueError(f"the dataset has no 'prompt' column (columns: {dataset.column_names})")
     tokenizer = getattr(processor, "tokenizer", processor)
-    gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_beams=num_beams,
-                      repetition_penalty=repetition_penalty, pad_token_id=tokenizer.pad_token_id)
+    gen_kwargs = dict(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        num_beams=num_beams,
+        repetition_penalty=repetition_penalty,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     if do_sample:
         gen_kwargs.update(temperature=temperature, top_p=top_p)
         torch.manual_seed(seed)
@@ -123,8 +130,12 @@ def generate_reports(
                 for p, ims in zip(prompts, _row_images(dataset, start, stop), strict=True)
             ]
             inputs = processor.apply_chat_template(
-                conversation=conversations, add_generation_prompt=True, tokenize=True, return_dict=True,
-                return_tensors="pt", processor_kwargs={"padding": True, "padding_side": "left"},
+                conversation=conversations,
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=True,
+                return_tensors="pt",
+                processor_kwargs={"padding": True, "padding_side": "left"},
             ).to(device)
             out = model.generate(**inputs, **gen_kwargs)
             new_tokens = out[:, inputs["input_ids"].shape[1] :]

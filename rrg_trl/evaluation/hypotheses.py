@@ -63,21 +63,28 @@ def samples_from_jsonl(
     rows = read_jsonl(path)
     for n, row in rows:
         if not isinstance(row.get(hypothesis_key), str):
-            raise ValueError(f"{path}:{n}: field {hypothesis_key!r} must be a string, got {row.get(hypothesis_key)!r}")
+            raise ValueError(
+                f"{path}:{n}: field {hypothesis_key!r} must be a string, got {row.get(hypothesis_key)!r}"
+            )
     inline = all(isinstance(row.get(reference_key), str) for _, row in rows)
     if inline:
         return [
             EvalSample(
-                id=str(row.get("id", n)), hypothesis=row[hypothesis_key], reference=row[reference_key],
-                synthetic=bool(row.get("synthetic", False)), source=str(row.get("source", "hypotheses file")),
+                id=str(row.get("id", n)),
+                hypothesis=row[hypothesis_key],
+                reference=row[reference_key],
+                synthetic=bool(row.get("synthetic", False)),
+                source=str(row.get("source", "hypotheses file")),
                 split=row.get("split"),
             )
             for n, row in rows
         ]
     missing = next(n for n, row in rows if not isinstance(row.get(reference_key), str))
     if dataset is None:
-        raise ValueError(f"{path}:{missing}: no {reference_key!r} string; without references in the file, give a "
-                         f"dataset (data config) so references can be looked up by 'id'")
+        raise ValueError(
+            f"{path}:{missing}: no {reference_key!r} string; without references in the file, give a "
+            f"dataset (data config) so references can be looked up by 'id'"
+        )
     if callable(dataset):
         dataset = dataset()
     index = {sid: i for i, sid in enumerate(dataset["id"])}
@@ -88,9 +95,19 @@ def samples_from_jsonl(
         if sid is None:
             raise ValueError(f"{path}:{n}: no {reference_key!r} and no 'id' to look the reference up by")
         if str(sid) not in index:
-            raise ValueError(f"{path}:{n}: id {sid!r} is not a study of the evaluated split "
-                             f"({len(index)} studies, e.g. {next(iter(index), None)!r})")
+            raise ValueError(
+                f"{path}:{n}: id {sid!r} is not a study of the evaluated split "
+                f"({len(index)} studies, e.g. {next(iter(index), None)!r})"
+            )
         i = index[str(sid)]
-        samples.append(EvalSample(id=str(sid), hypothesis=row[hypothesis_key], reference=reports[i],
-                                  synthetic=bool(synthetic[i]), source=sources[i], split=splits[i]))
+        samples.append(
+            EvalSample(
+                id=str(sid),
+                hypothesis=row[hypothesis_key],
+                reference=reports[i],
+                synthetic=bool(synthetic[i]),
+                source=sources[i],
+                split=splits[i],
+            )
+        )
     return samples

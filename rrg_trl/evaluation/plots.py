@@ -36,8 +36,11 @@ def find_trainer_state(path: str | Path) -> Path:
         return p
     if (p / TRAINER_STATE).is_file():
         return p / TRAINER_STATE
-    checkpoints = [(int(m.group(1)), c) for c in p.glob(f"checkpoint-*/{TRAINER_STATE}")
-                   if (m := _CHECKPOINT.search(c.parent.name))]
+    checkpoints = [
+        (int(m.group(1)), c)
+        for c in p.glob(f"checkpoint-*/{TRAINER_STATE}")
+        if (m := _CHECKPOINT.search(c.parent.name))
+    ]
     if checkpoints:
         return max(checkpoints)[1]
     raise FileNotFoundError(f"no {TRAINER_STATE} at {p} (nor in a checkpoint-*/ directory under it)")
@@ -130,13 +133,18 @@ def plot_metric_bars(
     drawn as "n/a", not as a zero bar.
     """
     plt = _pyplot()
-    groups = [[m for m in TABLE_METRICS if m.higher_is_better], [m for m in TABLE_METRICS if not m.higher_is_better]]
+    groups = [
+        [m for m in TABLE_METRICS if m.higher_is_better],
+        [m for m in TABLE_METRICS if not m.higher_is_better],
+    ]
     series: list[tuple[str, Mapping[str, float | None], str]] = [(run_name, metrics, "C0")]
     if baseline is not None:
         series.insert(0, (baseline_name, baseline, "0.6"))
     fig, axes = plt.subplots(1, 2, figsize=(12, 7.5), gridspec_kw={"width_ratios": [3, 1.3]})
     height = 0.8 / len(series)
-    for ax, specs, subtitle in zip(axes, groups, ("higher is better", "RadCliQ: lower is better"), strict=True):
+    for ax, specs, subtitle in zip(
+        axes, groups, ("higher is better", "RadCliQ: lower is better"), strict=True
+    ):
         labels = [m.label.replace(" (lower is better)", "") for m in specs]
         for k, (name, values, color) in enumerate(series):
             ys = [i + (k - (len(series) - 1) / 2) * height for i in range(len(specs))]
@@ -144,8 +152,14 @@ def plot_metric_bars(
             ax.barh(ys, [0.0 if v is None else v for v in vals], height=height, color=color, label=name)
             for y, v in zip(ys, vals, strict=True):
                 text = "n/a" if v is None else f"{v:.3f}"
-                ax.text(0 if v is None else v, y, f" {text}", va="center", fontsize=7,
-                        ha="left" if v is None or v >= 0 else "right")
+                ax.text(
+                    0 if v is None else v,
+                    y,
+                    f" {text}",
+                    va="center",
+                    fontsize=7,
+                    ha="left" if v is None or v >= 0 else "right",
+                )
         ax.set_yticks(range(len(specs)), labels, fontsize=8)
         ax.invert_yaxis()
         ax.axvline(0, color="0.3", lw=0.8)
@@ -155,8 +169,15 @@ def plot_metric_bars(
         ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.15 * (hi - lo))  # room for the value labels
     fig.suptitle(title + (" (SYNTHETIC data)" if synthetic else ""), fontweight="bold", y=0.985)
     handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.955), fontsize=9, ncol=len(series),
-               frameon=False)
+    fig.legend(
+        handles,
+        names,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.955),
+        fontsize=9,
+        ncol=len(series),
+        frameon=False,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     out = Path(out_path)
     fig.savefig(out, dpi=110)

@@ -64,8 +64,12 @@ def _scorer_rows(scorer, hyps: list[str], refs: list[str], chunk_size: int, prog
     bound = cache.max_entries
     cache.max_entries = max(bound, len(distinct))
     try:
-        with tqdm(total=len(distinct), desc="scoring (RadGraph, CheXbert, BERTScore)", unit="text",
-                  disable=not progress) as bar:
+        with tqdm(
+            total=len(distinct),
+            desc="scoring (RadGraph, CheXbert, BERTScore)",
+            unit="text",
+            disable=not progress,
+        ) as bar:
             for chunk in _chunks(distinct, chunk_size):
                 scorer.features(chunk)
                 bar.update(len(chunk))
@@ -145,8 +149,11 @@ def score_reports(
 
     if scorer is not None:
         rows, hyp_feats, ref_feats = _scorer_rows(scorer, hyps, refs, chunk_size, progress)
-        details["reward"] = {"source": "in-process RadCliQScorer", "radcliq_version": scorer.version,
-                             "idf": scorer.idf}
+        details["reward"] = {
+            "source": "in-process RadCliQScorer",
+            "radcliq_version": scorer.version,
+            "idf": scorer.idf,
+        }
     else:
         rows, info = _client_rows(client, hyps, refs, chunk_size, progress)
         hyp_feats = ref_feats = None
@@ -178,15 +185,31 @@ def score_reports(
             row["chexbert_hyp_positive"] = [c for c, v in zip(CONDITIONS, hc, strict=True) if v]
             row["chexbert_ref_positive"] = [c for c, v in zip(CONDITIONS, rc, strict=True) if v]
     else:
-        for key in (*RADGRAPH_LEVELS, "chexbert_f1_14_micro", "chexbert_f1_14_macro", "chexbert_f1_14_weighted",
-                    "chexbert_f1_5_micro", "chexbert_f1_5_macro", "chexbert_f1_5_weighted", "chexbert_accuracy_5"):
+        for key in (
+            *RADGRAPH_LEVELS,
+            "chexbert_f1_14_micro",
+            "chexbert_f1_14_macro",
+            "chexbert_f1_14_weighted",
+            "chexbert_f1_5_micro",
+            "chexbert_f1_5_macro",
+            "chexbert_f1_5_weighted",
+            "chexbert_accuracy_5",
+        ):
             metrics[key] = None
             unavailable[key] = SERVER_ONLY_REASON
         for row in per_sample:
             row.update(dict.fromkeys(RADGRAPH_LEVELS))
 
-    for key in (*RADGRAPH_LEVELS, "radgraph_combined", "bertscore", "semb", "bleu2_radcliq",
-                "radcliq_v0", "radcliq_v1", "reward"):
+    for key in (
+        *RADGRAPH_LEVELS,
+        "radgraph_combined",
+        "bertscore",
+        "semb",
+        "bleu2_radcliq",
+        "radcliq_v0",
+        "radcliq_v1",
+        "reward",
+    ):
         if key not in per_sample[0] or key in unavailable:
             continue
         metrics[key], missing = _mean([row[key] for row in per_sample])

@@ -29,7 +29,9 @@ FAKE_COMMIT = "0" * 40
 HERE = Path(__file__).resolve().parent
 
 
-def _hub_entry(hub_cache: Path, repo_id: str, src_dir: Path | None = None, files: dict[str, Path] | None = None):
+def _hub_entry(
+    hub_cache: Path, repo_id: str, src_dir: Path | None = None, files: dict[str, Path] | None = None
+):
     """Create ``models--ORG--NAME/{refs/main, snapshots/<commit>/...}`` pointing at our files."""
     entry = hub_cache / ("models--" + repo_id.replace("/", "--"))
     snap = entry / "snapshots" / FAKE_COMMIT
@@ -51,8 +53,13 @@ def _model_files(model_dir: str | Path) -> ModelFiles:
     scorers = root / SCORERS_REPO
     if (scorers / RADGRAPH_FILE).exists() or (scorers / "radgraph").is_dir():
         return ModelFiles.locate(root, verify=False)
-    return ModelFiles(root=root, bertscore=root / BERTSCORE_MODEL, chexbert_backbone=root / CHEXBERT_BACKBONE,
-                      chexbert_weights=scorers / CHEXBERT_FILE, radgraph=scorers / RADGRAPH_FILE)
+    return ModelFiles(
+        root=root,
+        bertscore=root / BERTSCORE_MODEL,
+        chexbert_backbone=root / CHEXBERT_BACKBONE,
+        chexbert_weights=scorers / CHEXBERT_FILE,
+        radgraph=scorers / RADGRAPH_FILE,
+    )
 
 
 def build_reference_cache(model_dir: str | Path, cache_root: str | Path) -> dict[str, str]:
@@ -96,7 +103,9 @@ def build_reference_cache(model_dir: str | Path, cache_root: str | Path) -> dict
     }
 
 
-def run_reference(script: str, model_dir: str | Path, cache_root: str | Path, payload: dict, timeout: int = 1800):
+def run_reference(
+    script: str, model_dir: str | Path, cache_root: str | Path, payload: dict, timeout: int = 1800
+):
     """Run ``tests/parity/<script>`` in a clean subprocess with the reference caches; JSON in, JSON out."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "XDG_"))}
     env.update(build_reference_cache(model_dir, cache_root))

@@ -44,8 +44,15 @@ def main(inp: str, out: str) -> None:
         built = time.perf_counter()
         P, R, F = scorer.score(cands=run["hyps"], refs=run["refs"], verbose=False, batch_size=64)
         done = time.perf_counter()
-        results.append({"P": P.tolist(), "R": R.tolist(), "F": F.tolist(),
-                        "seconds_init": built - start, "seconds_score": done - built})
+        results.append(
+            {
+                "P": P.tolist(),
+                "R": R.tolist(),
+                "F": F.tolist(),
+                "seconds_init": built - start,
+                "seconds_score": done - built,
+            }
+        )
     ids = [sent_encode(scorer._tokenizer, t) for t in payload.get("texts", [])] if scorer else []
     Path(out).write_text(json.dumps({"runs": results, "ids": ids}))
 

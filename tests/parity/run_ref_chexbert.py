@@ -47,8 +47,13 @@ def main(inp: str, out: str) -> None:
     def classes(texts):
         labels, margins, ids = [], [], []
         for i in range(0, len(texts), scorer.batch_size):
-            enc = scorer.tokenizer(texts[i : i + scorer.batch_size], padding=True, truncation=True,
-                                   max_length=512, return_tensors="pt")
+            enc = scorer.tokenizer(
+                texts[i : i + scorer.batch_size],
+                padding=True,
+                truncation=True,
+                max_length=512,
+                return_tensors="pt",
+            )
             logits = scorer.model.cls_logits(enc.input_ids, attention_mask=enc.attention_mask)
             labels += torch.stack([z.argmax(dim=1) for z in logits], dim=1).tolist()
             top2 = [z.topk(2, dim=1).values for z in logits]
@@ -66,16 +71,28 @@ def main(inp: str, out: str) -> None:
     refs5 = [np.array(r)[scorer.top5_idx] for r in refs_chexbert]
     hyps5 = [np.array(h)[scorer.top5_idx] for h in hyps_chexbert]
     accuracy = accuracy_score(refs5, hyps5)
-    cr = classification_report(refs_chexbert, hyps_chexbert, target_names=scorer.TARGET_NAMES, output_dict=True)
+    cr = classification_report(
+        refs_chexbert, hyps_chexbert, target_names=scorer.TARGET_NAMES, output_dict=True
+    )
     cr5 = classification_report(refs5, hyps5, target_names=scorer.TOP5, output_dict=True)
     t4 = time.perf_counter()
-    Path(out).write_text(json.dumps({
-        "ref_emb": ref_emb.tolist(), "hyp_emb": hyp_emb.tolist(), "semb": semb.tolist(),
-        "ref_classes": ref_classes, "hyp_classes": hyp_classes, "ref_margin": ref_margin, "hyp_margin": hyp_margin,
-        "ref_ids": ref_ids, "hyp_ids": hyp_ids,
-        "report": {"accuracy": float(accuracy), "cr": cr, "cr5": cr5},
-        "seconds": {"init": t1 - t0, "embed": t2 - t1, "labels": t3 - t2, "f1": t4 - t3},
-    }))
+    Path(out).write_text(
+        json.dumps(
+            {
+                "ref_emb": ref_emb.tolist(),
+                "hyp_emb": hyp_emb.tolist(),
+                "semb": semb.tolist(),
+                "ref_classes": ref_classes,
+                "hyp_classes": hyp_classes,
+                "ref_margin": ref_margin,
+                "hyp_margin": hyp_margin,
+                "ref_ids": ref_ids,
+                "hyp_ids": hyp_ids,
+                "report": {"accuracy": float(accuracy), "cr": cr, "cr5": cr5},
+                "seconds": {"init": t1 - t0, "embed": t2 - t1, "labels": t3 - t2, "f1": t4 - t3},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -101,8 +101,13 @@ class LiveServer:
         settings = settings or ServerSettings(port=0, **overrides)
         self.app = create_app(scorer, settings)
         self.state = self.app.state.rrg
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=settings.port, log_level="warning",
-                                timeout_graceful_shutdown=settings.timeout_graceful_shutdown_s)
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=settings.port,
+            log_level="warning",
+            timeout_graceful_shutdown=settings.timeout_graceful_shutdown_s,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = ""
@@ -137,10 +142,25 @@ def free_port() -> int:
 
 def spawn_server(model_dir: str | Path, port: int, *extra: str, env: dict | None = None) -> subprocess.Popen:
     """``rrg-reward serve`` in a child process (what users run), logs to a pipe."""
-    cmd = [sys.executable, "-m", "reward_server.cli", "serve", "--model-dir", str(model_dir), "--device", "cpu",
-           "--port", str(port), "--log-level", "warning", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "reward_server.cli",
+        "serve",
+        "--model-dir",
+        str(model_dir),
+        "--device",
+        "cpu",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
-    return subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 120) -> None:

@@ -155,7 +155,9 @@ def test_queue_full_raises_with_retry_after(scorer):
         gated.gate.set()
         return await first, await queued
 
-    a, b = run(_with_batcher(gated, body, max_batch_pairs=8, max_queue_pairs=10, retry_after_s=2.0, max_wait_ms=0))
+    a, b = run(
+        _with_batcher(gated, body, max_batch_pairs=8, max_queue_pairs=10, retry_after_s=2.0, max_wait_ms=0)
+    )
     assert_rows_close(a, scorer.score(h, r))
     assert_rows_close(b, scorer.score(h, r))
 

@@ -22,7 +22,9 @@ from tests.parity.pairs import iu_reports, make_pairs
 from tests.parity.ref_env import run_reference
 
 TOL = 1e-5
-needs_radeval = pytest.mark.skipif(importlib.util.find_spec("radeval") is None, reason="radeval not installed")
+needs_radeval = pytest.mark.skipif(
+    importlib.util.find_spec("radeval") is None, reason="radeval not installed"
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +49,13 @@ def reference(kit, request, tmp_path_factory):
         runs[name] = [{"hyps": hyps, "refs": refs, "idf": False}, {"hyps": hyps, "refs": refs, "idf": True}]
         texts += hyps + refs
     # M = 1: every reference idf is ln(2/2) = 0, so R is NaN and F is 0 (radeval's single-pair RadCliQ).
-    runs["synthetic"].append({"hyps": [sets["synthetic"][1][0]], "refs": [sets["synthetic"][1][1]], "idf": True})
+    runs["synthetic"].append(
+        {"hyps": [sets["synthetic"][1][0]], "refs": [sets["synthetic"][1][1]], "idf": True}
+    )
     flat = [run for name in runs for run in runs[name]]
-    out = run_reference("run_ref_bertscore.py", kit, tmp_path_factory.mktemp("ref-cache"),
-                        {"runs": flat, "texts": texts})
+    out = run_reference(
+        "run_ref_bertscore.py", kit, tmp_path_factory.mktemp("ref-cache"), {"runs": flat, "texts": texts}
+    )
     results, k = {}, 0
     for name in runs:
         results[name] = (sets[name], runs[name], out["runs"][k : k + len(runs[name])])
@@ -66,11 +71,15 @@ def _compare(scorer, runs, out, label):
         for name, a, b in zip("PRF", ours, (ref["P"], ref["R"], ref["F"]), strict=True):
             b = np.asarray(b, dtype=np.float32)
             assert a.dtype == np.float32 and a.shape == b.shape
-            np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"{label} run {k} {name}: NaN pattern")
+            np.testing.assert_array_equal(
+                np.isnan(a), np.isnan(b), err_msg=f"{label} run {k} {name}: NaN pattern"
+            )
             diff = np.abs(a - b)[~np.isnan(b)]
             worst[f"run{k}-idf{run['idf']}-{name}"] = float(diff.max()) if diff.size else 0.0
             bad = np.flatnonzero(np.abs(a - b) > TOL)
-            assert bad.size == 0, f"{label} run {k} {name}: pairs {bad[:10].tolist()} differ by {diff.max():.3g}"
+            assert bad.size == 0, (
+                f"{label} run {k} {name}: pairs {bad[:10].tolist()} differ by {diff.max():.3g}"
+            )
     print(f"\n[bertscore parity {label}] max |ours - reference|: {json.dumps(worst)}")
     return worst
 
@@ -79,7 +88,7 @@ def _min_best_cosine(scorer, hyps, refs) -> float:
     """Smallest, over pairs and tokens, of a token's best real cosine with the other text (both directions)."""
     embs = scorer.encode(list(hyps) + list(refs))
     worst = 1.0
-    for h, r in zip(embs[: len(hyps)], embs[len(hyps):], strict=True):
+    for h, r in zip(embs[: len(hyps)], embs[len(hyps) :], strict=True):
         sim = h.emb @ r.emb.T
         worst = min(worst, sim.max(dim=1).values.min().item(), sim.max(dim=0).values.min().item())
     return worst
@@ -109,7 +118,10 @@ def test_parity_synthetic(scorer, reference):
     pairs, runs, out = reference["sets"]["synthetic"]
     _compare(scorer, runs, out, "synthetic")
     assert _min_best_cosine(scorer, runs[0]["hyps"], runs[0]["refs"]) > 0.05
-    assert np.isnan(out[2]["R"][0]) and out[2]["F"][0] == scorer.score(runs[2]["hyps"], runs[2]["refs"], idf=True)[2][0]
+    assert (
+        np.isnan(out[2]["R"][0])
+        and out[2]["F"][0] == scorer.score(runs[2]["hyps"], runs[2]["refs"], idf=True)[2][0]
+    )
 
 
 @needs_radeval
@@ -126,17 +138,25 @@ def test_reference_padding_reproduces_the_artefact(kit, tmp_path_factory):
     model.save_pretrained(iso / "distilroberta-base")
     rng = np.random.default_rng(0)
     words = ["normal", "No.", ".", "x", "Effusion", "?", "heart", "lungs", "clear", "3.5 cm", "(stable)"]
-    texts = [" ".join(rng.choice(words, rng.integers(1, 4))) for _ in range(100)] + synthetic_reports(40, seed=5)
+    texts = [" ".join(rng.choice(words, rng.integers(1, 4))) for _ in range(100)] + synthetic_reports(
+        40, seed=5
+    )
     hyps = [texts[i] for i in rng.integers(0, len(texts), 2 * REFERENCE_PAIR_CHUNK + 20)]
     refs = [texts[i] for i in rng.integers(0, len(texts), len(hyps))]
-    out = run_reference("run_ref_bertscore.py", iso, tmp_path_factory.mktemp("iso-cache"),
-                        {"runs": [{"hyps": hyps, "refs": refs, "idf": False}]})
+    out = run_reference(
+        "run_ref_bertscore.py",
+        iso,
+        tmp_path_factory.mktemp("iso-cache"),
+        {"runs": [{"hyps": hyps, "refs": refs, "idf": False}]},
+    )
     ref_f = np.asarray(out["runs"][0]["F"], dtype=np.float32)
     scorer = BERTScorer.from_pretrained(iso / "distilroberta-base", device="cpu")
     emulated = scorer.score(hyps, refs, reference_padding=True)[2]
     default = scorer.score(hyps, refs)[2]
-    print(f"\n[bertscore reference_padding] max |ours - reference| {np.abs(emulated - ref_f).max():.3g}; "
-          f"{int((np.abs(default - ref_f) > 1e-3).sum())} pairs where the artefact moves F by > 1e-3")
+    print(
+        f"\n[bertscore reference_padding] max |ours - reference| {np.abs(emulated - ref_f).max():.3g}; "
+        f"{int((np.abs(default - ref_f) > 1e-3).sum())} pairs where the artefact moves F by > 1e-3"
+    )
     np.testing.assert_allclose(emulated, ref_f, rtol=0, atol=TOL)
     assert (np.abs(default - ref_f) > 1e-3).any()  # the artefact is really exercised here
     assert _min_best_cosine(scorer, hyps, refs) < 0
@@ -159,8 +179,10 @@ def test_pairs_scored_independently(scorer):
 def test_empty_identical_and_degenerate_idf(scorer):
     baseline = read_baseline(BASELINE_EN, 5)
     empty_f = (np.float32(0) - baseline[2]) / (np.float32(1) - baseline[2])
-    P, R, F = scorer.score(["", "   \n", "The lungs are clear.", "Heart normal."],
-                           ["No effusion.", "No effusion.", "", "Heart normal."])
+    P, R, F = scorer.score(
+        ["", "   \n", "The lungs are clear.", "Heart normal."],
+        ["No effusion.", "No effusion.", "", "Heart normal."],
+    )
     np.testing.assert_array_equal(F[:3], np.full(3, empty_f, dtype=np.float32))
     np.testing.assert_array_equal(P[:3], (0 - baseline[0]) / (1 - baseline[0]))
     assert abs(F[3] - 1.0) < 1e-6 and abs(P[3] - 1.0) < 1e-6
@@ -183,8 +205,12 @@ def test_runs_of_spaces_kept_by_default_collapsed_on_request(kit, scorer):
     spaced, single = "Heart  size   normal.", "Heart size normal."
     assert scorer.tokenize([spaced]) != scorer.tokenize([single])  # radeval: each extra space is a token
     collapsing = BERTScorer.from_pretrained(kit / "distilroberta-base", device="cpu", collapse_spaces=True)
-    assert collapsing.tokenize([spaced]) == collapsing.tokenize([single])  # CXR-Report-Metric: re.sub(" +", " ")
-    assert collapsing.tokenize(["a\n\nb"]) == scorer.tokenize(["a\n\nb"])  # only the space character collapses
+    assert collapsing.tokenize([spaced]) == collapsing.tokenize(
+        [single]
+    )  # CXR-Report-Metric: re.sub(" +", " ")
+    assert collapsing.tokenize(["a\n\nb"]) == scorer.tokenize(
+        ["a\n\nb"]
+    )  # only the space character collapses
 
 
 def test_idf_weights_follow_get_idf_dict(scorer):
@@ -220,7 +246,9 @@ def test_baseline_file_is_bert_scores():
         pytest.skip("radeval not installed")
     from pathlib import Path
 
-    vendored = Path(spec.origin).parent / "metrics/bertscore/_vendor/rescale_baseline/en/distilroberta-base.tsv"
+    vendored = (
+        Path(spec.origin).parent / "metrics/bertscore/_vendor/rescale_baseline/en/distilroberta-base.tsv"
+    )
     assert BASELINE_EN.read_text().split() == vendored.read_text().split()
     assert read_baseline(BASELINE_EN, 5).dtype == np.float32
 

@@ -51,7 +51,14 @@ def _check(pairs):
 
 
 def test_tokenize_is_prep_reports():
-    assert tokenize("No acute process.\nHeart  normal.") == ["no", "acute", "process", ".\nheart", "normal", "."]
+    assert tokenize("No acute process.\nHeart  normal.") == [
+        "no",
+        "acute",
+        "process",
+        ".\nheart",
+        "normal",
+        ".",
+    ]
     assert tokenize("   ") == [] and tokenize("") == []
 
 

@@ -24,7 +24,9 @@ from tests.parity.ref_env import run_reference
 
 TOL = 1e-5
 NEAR_TIE = 1e-5  # a head whose top two logits are this close may flip under float32 rounding
-needs_radeval = pytest.mark.skipif(importlib.util.find_spec("radeval") is None, reason="radeval not installed")
+needs_radeval = pytest.mark.skipif(
+    importlib.util.find_spec("radeval") is None, reason="radeval not installed"
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +47,9 @@ def reference(kit, request, tmp_path_factory):
         sets["iu"] = make_pairs(iu_reports(request.getfixturevalue("iu_annotation")), 240, seed=0)
     hyps = [h for pairs in sets.values() for h, _, _ in pairs]
     refs = [r for pairs in sets.values() for _, r, _ in pairs]
-    out = run_reference("run_ref_chexbert.py", kit, tmp_path_factory.mktemp("ref-cache"),
-                        {"hyps": hyps, "refs": refs})
+    out = run_reference(
+        "run_ref_chexbert.py", kit, tmp_path_factory.mktemp("ref-cache"), {"hyps": hyps, "refs": refs}
+    )
     return sets, hyps, refs, out
 
 
@@ -57,8 +60,10 @@ def _check_parity(model, pairs, out, rows, label):
     assert model.tokenize(hyps) == [out["hyp_ids"][i] for i in rows]
     ref_emb, hyp_emb = model.embed(refs), model.embed(hyps)
     assert ref_emb.dtype == np.float32 and ref_emb.shape == (len(refs), model.bert.config.hidden_size)
-    emb_diff = max(np.abs(ref_emb - np.asarray(out["ref_emb"], dtype=np.float32)[rows]).max(),
-                   np.abs(hyp_emb - np.asarray(out["hyp_emb"], dtype=np.float32)[rows]).max())
+    emb_diff = max(
+        np.abs(ref_emb - np.asarray(out["ref_emb"], dtype=np.float32)[rows]).max(),
+        np.abs(hyp_emb - np.asarray(out["hyp_emb"], dtype=np.float32)[rows]).max(),
+    )
     semb = model.semb(ref_emb, hyp_emb)
     semb_diff = np.abs(semb - np.asarray(out["semb"], dtype=np.float32)[rows])
     assert semb.dtype == np.float32 and (semb_diff <= TOL).all(), np.flatnonzero(semb_diff > TOL)[:10]
@@ -69,10 +74,12 @@ def _check_parity(model, pairs, out, rows, label):
     margin = np.concatenate([np.asarray(out["ref_margin"])[rows], np.asarray(out["hyp_margin"])[rows]])
     differ = (ours != theirs).any(axis=1)
     assert not differ[margin >= NEAR_TIE].any(), np.flatnonzero(differ & (margin >= NEAR_TIE))[:10]
-    print(f"\n[chexbert parity {label}] {len(pairs)} pairs: max |emb diff| {emb_diff:.3g}, "
-          f"max |s_emb diff| {semb_diff.max():.3g}, label rows differing {int(differ.sum())} "
-          f"(near ties < {NEAR_TIE}: {int((margin < NEAR_TIE).sum())})")
-    return ours[: len(refs)], ours[len(refs):]
+    print(
+        f"\n[chexbert parity {label}] {len(pairs)} pairs: max |emb diff| {emb_diff:.3g}, "
+        f"max |s_emb diff| {semb_diff.max():.3g}, label rows differing {int(differ.sum())} "
+        f"(near ties < {NEAR_TIE}: {int((margin < NEAR_TIE).sum())})"
+    )
+    return ours[: len(refs)], ours[len(refs) :]
 
 
 @needs_radeval
@@ -81,7 +88,13 @@ def test_parity_iu(model, reference, iu_annotation):
     sets, _, _, out = reference
     offset = len(sets["synthetic"])
     pairs = sets["iu"]
-    assert len(pairs) >= 200 and {k for _, _, k in pairs} >= {"identical", "edited", "unrelated", "empty", "long"}
+    assert len(pairs) >= 200 and {k for _, _, k in pairs} >= {
+        "identical",
+        "edited",
+        "unrelated",
+        "empty",
+        "long",
+    }
     _check_parity(model, pairs, out, list(range(offset, offset + len(pairs))), "iu")
     assert max(len(ids) for ids in out["hyp_ids"]) == 512  # over-length hypotheses were truncated, [SEP] kept
 
@@ -151,7 +164,9 @@ def test_checkpoint_errors_name_the_keys(kit, tmp_path):
     broken["module.extra.weight"] = torch.zeros(1)
     path = tmp_path / "broken.pth"
     torch.save({"model_state_dict": broken}, path)
-    with pytest.raises(ValueError, match=r"missing keys: linear_heads\.13\.bias.*unexpected keys: extra\.weight"):
+    with pytest.raises(
+        ValueError, match=r"missing keys: linear_heads\.13\.bias.*unexpected keys: extra\.weight"
+    ):
         CheXbert.from_pretrained(path, kit / CHEXBERT_BACKBONE, device="cpu")
     torch.save(state, path)  # without the {"model_state_dict": ...} wrapper
     with pytest.raises(ValueError, match="model_state_dict"):
@@ -178,8 +193,9 @@ def test_bad_input(model, texts):
 
 def test_low_precision_mode_stays_close(kit, model):
     reports = synthetic_reports(16, seed=16)
-    bf16 = CheXbert.from_pretrained(kit / SCORERS_REPO / CHEXBERT_FILE, kit / CHEXBERT_BACKBONE, device="cpu",
-                                    dtype=torch.bfloat16)
+    bf16 = CheXbert.from_pretrained(
+        kit / SCORERS_REPO / CHEXBERT_FILE, kit / CHEXBERT_BACKBONE, device="cpu", dtype=torch.bfloat16
+    )
     assert bf16.dtype == torch.bfloat16
     low, full = bf16.embed(reports), model.embed(reports)
     assert low.dtype == np.float32

@@ -27,7 +27,9 @@ def _sklearn(hyp_classes, ref_classes) -> dict[str, float]:
     hyps5 = [np.array(h)[list(TOP5_INDEX)] for h in hyps]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zero_division="warn" -> 0, as in the reference
-        cr = sklearn_metrics.classification_report(refs, hyps, target_names=list(CONDITIONS), output_dict=True)
+        cr = sklearn_metrics.classification_report(
+            refs, hyps, target_names=list(CONDITIONS), output_dict=True
+        )
         cr5 = sklearn_metrics.classification_report(refs5, hyps5, target_names=list(TOP5), output_dict=True)
         out = {"accuracy_5": sklearn_metrics.accuracy_score(refs5, hyps5)}
     for name, rep in (("14", cr), ("5", cr5)):

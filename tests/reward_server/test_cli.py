@@ -14,15 +14,50 @@ from tests.reward_server.live import free_port, grpo_batch, spawn_server, tiny_s
 
 
 def test_serve_flags_of_the_contract():
-    args = build_parser().parse_args([
-        "serve", "--model-dir", "m", "--device", "cpu", "--host", "127.0.0.1", "--port", "8001",
-        "--max-batch-pairs", "32", "--max-wait-ms", "3.5", "--api-key-env", "KEY", "--dtype", "bfloat16",
-        "--max-pairs-per-request", "100", "--max-text-chars", "50", "--max-queue-pairs", "1000",
-        "--openrlhf-strip", "</s>", "--openrlhf-strip", "<|im_end|>",
-    ])
-    assert (args.command, str(args.model_dir), args.device, args.host, args.port) == ("serve", "m", "cpu",
-                                                                                       "127.0.0.1", 8001)
-    assert (args.max_batch_pairs, args.max_wait_ms, args.api_key_env, args.dtype) == (32, 3.5, "KEY", "bfloat16")
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--model-dir",
+            "m",
+            "--device",
+            "cpu",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "8001",
+            "--max-batch-pairs",
+            "32",
+            "--max-wait-ms",
+            "3.5",
+            "--api-key-env",
+            "KEY",
+            "--dtype",
+            "bfloat16",
+            "--max-pairs-per-request",
+            "100",
+            "--max-text-chars",
+            "50",
+            "--max-queue-pairs",
+            "1000",
+            "--openrlhf-strip",
+            "</s>",
+            "--openrlhf-strip",
+            "<|im_end|>",
+        ]
+    )
+    assert (args.command, str(args.model_dir), args.device, args.host, args.port) == (
+        "serve",
+        "m",
+        "cpu",
+        "127.0.0.1",
+        8001,
+    )
+    assert (args.max_batch_pairs, args.max_wait_ms, args.api_key_env, args.dtype) == (
+        32,
+        3.5,
+        "KEY",
+        "bfloat16",
+    )
     assert (args.max_pairs_per_request, args.max_text_chars, args.max_queue_pairs) == (100, 50, 1000)
     assert args.openrlhf_strip == ["</s>", "<|im_end|>"]
     defaults = build_parser().parse_args(["serve", "--model-dir", "m"])
@@ -54,7 +89,17 @@ def test_api_key_env_must_be_set(tmp_path, monkeypatch):
 
 def test_bad_limits_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="max_queue_pairs"):
-        main(["serve", "--model-dir", str(tmp_path), "--max-pairs-per-request", "100", "--max-queue-pairs", "10"])
+        main(
+            [
+                "serve",
+                "--model-dir",
+                str(tmp_path),
+                "--max-pairs-per-request",
+                "100",
+                "--max-queue-pairs",
+                "10",
+            ]
+        )
 
 
 @pytest.mark.slow
@@ -70,8 +115,23 @@ def test_score_files_and_jsonl(tmp_path, tiny_model_dir):
     expected = tiny_scorer(str(tiny_model_dir)).score(hyps, refs)
     (tmp_path / "h.txt").write_text("\n".join(hyps) + "\n")
     (tmp_path / "r.txt").write_text("\n".join(refs) + "\n")
-    main(["score", "--model-dir", str(tiny_model_dir), "--device", "cpu", "--hypotheses", str(tmp_path / "h.txt"),
-          "--references", str(tmp_path / "r.txt"), "--out", str(tmp_path / "a.jsonl"), "--batch-size", "4"])
+    main(
+        [
+            "score",
+            "--model-dir",
+            str(tiny_model_dir),
+            "--device",
+            "cpu",
+            "--hypotheses",
+            str(tmp_path / "h.txt"),
+            "--references",
+            str(tmp_path / "r.txt"),
+            "--out",
+            str(tmp_path / "a.jsonl"),
+            "--batch-size",
+            "4",
+        ]
+    )
     rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
     assert [r["index"] for r in rows] == list(range(6))
     for row, e in zip(rows, expected, strict=True):
@@ -81,8 +141,23 @@ def test_score_files_and_jsonl(tmp_path, tiny_model_dir):
     with open(tmp_path / "in.jsonl", "w") as f:
         for i, (h, r) in enumerate(zip(hyps, refs, strict=True)):
             f.write(json.dumps({"id": f"s{i}", "pred": h, "gt": r}) + "\n")
-    main(["score", "--model-dir", str(tiny_model_dir), "--device", "cpu", "--jsonl", str(tmp_path / "in.jsonl"),
-          "--hypothesis-key", "pred", "--reference-key", "gt", "--out", str(tmp_path / "b.jsonl")])
+    main(
+        [
+            "score",
+            "--model-dir",
+            str(tiny_model_dir),
+            "--device",
+            "cpu",
+            "--jsonl",
+            str(tmp_path / "in.jsonl"),
+            "--hypothesis-key",
+            "pred",
+            "--reference-key",
+            "gt",
+            "--out",
+            str(tmp_path / "b.jsonl"),
+        ]
+    )
     rows = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [f"s{i}" for i in range(6)]
     for row, e in zip(rows, expected, strict=True):
@@ -94,8 +169,17 @@ def test_score_input_errors(tmp_path, tiny_model_dir):
     (tmp_path / "h.txt").write_text("a\nb\n")
     (tmp_path / "r.txt").write_text("a\n")
     with pytest.raises(SystemExit, match="has 2 lines but"):
-        main(["score", "--model-dir", str(tiny_model_dir), "--hypotheses", str(tmp_path / "h.txt"),
-              "--references", str(tmp_path / "r.txt")])
+        main(
+            [
+                "score",
+                "--model-dir",
+                str(tiny_model_dir),
+                "--hypotheses",
+                str(tmp_path / "h.txt"),
+                "--references",
+                str(tmp_path / "r.txt"),
+            ]
+        )
     (tmp_path / "in.jsonl").write_text(json.dumps({"hypothesis": "a", "reference": None}) + "\n")
     with pytest.raises(SystemExit, match=r"in.jsonl:1: field 'reference' must be a string"):
         main(["score", "--model-dir", str(tiny_model_dir), "--jsonl", str(tmp_path / "in.jsonl")])
@@ -107,14 +191,23 @@ def test_score_input_errors(tmp_path, tiny_model_dir):
 def test_serve_end_to_end_with_auth_and_sigterm(tiny_model_dir):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = spawn_server(tiny_model_dir, port, "--api-key-env", "RRG_TEST_KEY", "--max-pairs-per-request", "16",
-                        env={"RRG_TEST_KEY": "s3cret"})
+    proc = spawn_server(
+        tiny_model_dir,
+        port,
+        "--api-key-env",
+        "RRG_TEST_KEY",
+        "--max-pairs-per-request",
+        "16",
+        env={"RRG_TEST_KEY": "s3cret"},
+    )
     try:
         wait_ready(url, proc)
         hyps, refs = grpo_batch(1, group=4)
         payload = {"hypotheses": hyps, "references": refs}
         assert httpx.post(url + "/v1/score", json=payload).status_code == 401
-        r = httpx.post(url + "/v1/score", json=payload, headers={"Authorization": "Bearer s3cret"}, timeout=60)
+        r = httpx.post(
+            url + "/v1/score", json=payload, headers={"Authorization": "Bearer s3cret"}, timeout=60
+        )
         assert r.status_code == 200
         expected = tiny_scorer(str(tiny_model_dir)).score(hyps, refs)
         assert r.json()["rewards"] == pytest.approx([-e["radcliq"] for e in expected], abs=1e-4)

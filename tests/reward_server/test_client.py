@@ -117,9 +117,11 @@ def test_4xx_is_not_retried(scorer):
 
 def test_scorer_errors_are_retried_then_raised(scorer):
     faulty = FaultyScorer(scorer, lambda groups: RuntimeError("injected"))
-    with LiveServer(faulty, max_wait_ms=0) as server, \
-            RewardClient(server.url, max_error_retries=2, backoff_initial_s=0.01) as client, \
-            pytest.raises(RewardScoringError, match="RuntimeError: injected") as info:
+    with (
+        LiveServer(faulty, max_wait_ms=0) as server,
+        RewardClient(server.url, max_error_retries=2, backoff_initial_s=0.01) as client,
+        pytest.raises(RewardScoringError, match="RuntimeError: injected") as info,
+    ):
         client.score(["a"], ["b"])
     assert info.value.status == 500
     assert len(faulty.calls) == 3  # first try + 2 retries
@@ -128,8 +130,9 @@ def test_scorer_errors_are_retried_then_raised(scorer):
 def test_503_retry_after_is_honoured(scorer):
     gated = GatedScorer(scorer)
     hyps, refs = grpo_batch(1, group=8)
-    server = LiveServer(gated, max_batch_pairs=8, max_pairs_per_request=8, max_queue_pairs=8, retry_after_s=1,
-                        max_wait_ms=0).start()
+    server = LiveServer(
+        gated, max_batch_pairs=8, max_pairs_per_request=8, max_queue_pairs=8, retry_after_s=1, max_wait_ms=0
+    ).start()
     try:
         with RewardClient(server.url, backoff_initial_s=0.01, retry_budget_s=30) as client:
             client.info()

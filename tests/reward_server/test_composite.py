@@ -32,7 +32,9 @@ def test_v1_matches_radeval_hardcoded_scaler():
     from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(0)
-    x = np.column_stack([rng.uniform(0, 1, 500), rng.uniform(-1, 1, 500), rng.uniform(-1, 1, 500), rng.uniform(0, 1, 500)])
+    x = np.column_stack(
+        [rng.uniform(0, 1, 500), rng.uniform(-1, 1, 500), rng.uniform(-1, 1, 500), rng.uniform(0, 1, 500)]
+    )
     scaler = StandardScaler()
     scaler.mean_ = np.array([0.53792312, 0.61757256, 0.76479421, 0.44738335])
     scaler.scale_ = np.array([0.30282584, 0.22430938, 0.25394391, 0.29892717])
@@ -53,7 +55,10 @@ def test_linear_system_score_is_mean_of_pairs():
 def test_lower_is_better_and_bleu_weight_negligible_in_v1():
     assert radcliq_from_components(1, 1, 1, 1) < radcliq_from_components(0.5, 0.5, 0.5, 0.5)
     assert abs(radcliq_from_components(0.5, 0.5, 0.5, 1) - radcliq_from_components(0.5, 0.5, 0.5, 0)) < 1e-10
-    assert abs(radcliq_from_components(0.5, 0.5, 0.5, 1, "v0") - radcliq_from_components(0.5, 0.5, 0.5, 0, "v0")) > 0.5
+    assert (
+        abs(radcliq_from_components(0.5, 0.5, 0.5, 1, "v0") - radcliq_from_components(0.5, 0.5, 0.5, 0, "v0"))
+        > 0.5
+    )
 
 
 def test_bad_version_and_shape():

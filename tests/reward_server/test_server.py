@@ -35,9 +35,16 @@ def scorer(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def live(scorer):
-    settings = ServerSettings(port=0, api_key=KEY, max_pairs_per_request=MAX_PAIRS, max_text_chars=MAX_CHARS,
-                              max_body_bytes=MAX_BODY, max_batch_pairs=64, max_wait_ms=5,
-                              openrlhf_strip=("</s>",))
+    settings = ServerSettings(
+        port=0,
+        api_key=KEY,
+        max_pairs_per_request=MAX_PAIRS,
+        max_text_chars=MAX_CHARS,
+        max_body_bytes=MAX_BODY,
+        max_batch_pairs=64,
+        max_wait_ms=5,
+        openrlhf_strip=("</s>",),
+    )
     with LiveServer(scorer, settings) as server:
         yield server
 
@@ -68,8 +75,10 @@ def test_64_concurrent_clients_get_their_own_results_in_order(live, scorer):
     rng = random.Random(42)
     texts = pool()
     plans = [
-        [([rng.choice(texts) for _ in range(n)], [rng.choice(texts) for _ in range(n)])
-         for n in (rng.choice([1, 2, 3, 5, 8, 13, 24]) for _ in range(3))]
+        [
+            ([rng.choice(texts) for _ in range(n)], [rng.choice(texts) for _ in range(n)])
+            for n in (rng.choice([1, 2, 3, 5, 8, 13, 24]) for _ in range(3))
+        ]
         for _ in range(64)
     ]
 
@@ -124,9 +133,15 @@ def test_health_ready_info_metrics(live, scorer):
     assert info["scorer"]["radcliq_version"] == scorer.info()["radcliq_version"]
     post(live, "/v1/score", {"hypotheses": ["a"]})  # one validation error, counted below
     text = httpx.get(live.url + "/metrics", headers=AUTH).text
-    for name in ("rrg_reward_requests_total", "rrg_reward_pairs_total", "rrg_reward_batch_pairs_bucket",
-                 "rrg_reward_queue_pairs", "rrg_reward_request_latency_seconds_bucket",
-                 "rrg_reward_queue_wait_seconds_bucket", 'rrg_reward_errors_total{kind="validation"}'):
+    for name in (
+        "rrg_reward_requests_total",
+        "rrg_reward_pairs_total",
+        "rrg_reward_batch_pairs_bucket",
+        "rrg_reward_queue_pairs",
+        "rrg_reward_request_latency_seconds_bucket",
+        "rrg_reward_queue_wait_seconds_bucket",
+        'rrg_reward_errors_total{kind="validation"}',
+    ):
         assert name in text, name
     assert httpx.get(live.url + "/metrics").status_code == 401
     assert httpx.get(live.url + "/v1/info").status_code == 401
@@ -151,59 +166,204 @@ BAD_INPUTS = [
     ("deeply-nested", "/v1/score", JSON, b"[" * 200_000 + b"]" * 200_000, 400, "nested too deeply"),
     ("text-plain", "/v1/score", {**AUTH, "Content-Type": "text/plain"}, _body(GOOD), 415, "application/json"),
     ("no-content-type", "/v1/score", AUTH, _body(GOOD), 415, "Content-Type"),
-    ("form-encoded", "/v1/score", {**AUTH, "Content-Type": "application/x-www-form-urlencoded"},
-     b"hypotheses=a&references=b", 415, "application/json"),
-    ("latin1-charset", "/v1/score", {**AUTH, "Content-Type": "application/json; charset=latin-1"},
-     _body(GOOD), 415, "UTF-8"),
+    (
+        "form-encoded",
+        "/v1/score",
+        {**AUTH, "Content-Type": "application/x-www-form-urlencoded"},
+        b"hypotheses=a&references=b",
+        415,
+        "application/json",
+    ),
+    (
+        "latin1-charset",
+        "/v1/score",
+        {**AUTH, "Content-Type": "application/json; charset=latin-1"},
+        _body(GOOD),
+        415,
+        "UTF-8",
+    ),
     ("top-level-array", "/v1/score", JSON, _body([GOOD]), 422, "valid dictionary"),
     ("top-level-string", "/v1/score", JSON, _body("hello"), 422, "valid dictionary"),
     ("top-level-null", "/v1/score", JSON, b"null", 422, "valid dictionary"),
-    ("missing-hypotheses", "/v1/score", JSON, _body({"references": ["a"]}), 422, "hypotheses: Field required"),
-    ("missing-references", "/v1/score", JSON, _body({"hypotheses": ["a"]}), 422, "references: Field required"),
-    ("extra-field", "/v1/score", JSON, _body({**GOOD, "ids": [1]}), 422, "ids: Extra inputs are not permitted"),
-    ("hypotheses-is-string", "/v1/score", JSON, _body({"hypotheses": "a", "references": ["b"]}), 422,
-     "hypotheses: Input should be a valid list"),
-    ("null-hypothesis", "/v1/score", JSON, _body({"hypotheses": ["a", None], "references": ["b", "c"]}), 422,
-     "hypotheses[1]: Input should be a valid string (got NoneType)"),
-    ("null-references", "/v1/score", JSON, _body({"hypotheses": ["a"], "references": None}), 422,
-     "references: Input should be a valid list"),
-    ("int-reference", "/v1/score", JSON, _body({"hypotheses": ["a"], "references": [3]}), 422,
-     "references[0]: Input should be a valid string (got int)"),
+    (
+        "missing-hypotheses",
+        "/v1/score",
+        JSON,
+        _body({"references": ["a"]}),
+        422,
+        "hypotheses: Field required",
+    ),
+    (
+        "missing-references",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": ["a"]}),
+        422,
+        "references: Field required",
+    ),
+    (
+        "extra-field",
+        "/v1/score",
+        JSON,
+        _body({**GOOD, "ids": [1]}),
+        422,
+        "ids: Extra inputs are not permitted",
+    ),
+    (
+        "hypotheses-is-string",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": "a", "references": ["b"]}),
+        422,
+        "hypotheses: Input should be a valid list",
+    ),
+    (
+        "null-hypothesis",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": ["a", None], "references": ["b", "c"]}),
+        422,
+        "hypotheses[1]: Input should be a valid string (got NoneType)",
+    ),
+    (
+        "null-references",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": ["a"], "references": None}),
+        422,
+        "references: Input should be a valid list",
+    ),
+    (
+        "int-reference",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": ["a"], "references": [3]}),
+        422,
+        "references[0]: Input should be a valid string (got int)",
+    ),
     ("float-nan", "/v1/score", JSON, b'{"hypotheses": [NaN], "references": ["a"]}', 422, "hypotheses[0]"),
-    ("bool-text", "/v1/score", JSON, _body({"hypotheses": [True], "references": ["a"]}), 422, "hypotheses[0]"),
-    ("nested-list-text", "/v1/score", JSON, _body({"hypotheses": [["a"]], "references": ["a"]}), 422,
-     "hypotheses[0]"),
-    ("object-text", "/v1/score", JSON, _body({"hypotheses": [{"text": "a"}], "references": ["a"]}), 422,
-     "hypotheses[0]"),
-    ("mismatched-lengths", "/v1/score", JSON, _body({"hypotheses": ["a", "b"], "references": ["a"]}), 422,
-     "same length, got hypotheses=2, references=1"),
-    ("too-many-pairs", "/v1/score", JSON, _body({"hypotheses": ["a"] * 65, "references": ["b"] * 65}), 413,
-     f"max_pairs_per_request={MAX_PAIRS}"),
-    ("huge-text", "/v1/score", JSON, _body({"hypotheses": ["a"], "references": ["x" * (MAX_CHARS + 1)]}), 413,
-     f"references[0] has {MAX_CHARS + 1} characters, above max_text_chars={MAX_CHARS}"),
-    ("body-too-large", "/v1/score", JSON, _body({"hypotheses": ["a" * MAX_BODY], "references": ["b"]}), 413,
-     f"max_body_bytes={MAX_BODY}"),
-    ("lone-surrogate", "/v1/score", JSON, b'{"hypotheses": ["ok \\ud800"], "references": ["a"]}', 422,
-     "hypotheses[0] contains an unpaired surrogate"),
-    ("auth-missing", "/v1/score", {"Content-Type": "application/json"}, _body(GOOD), 401, "missing bearer token"),
-    ("auth-wrong-key", "/v1/score", {"Content-Type": "application/json", "Authorization": "Bearer nope"},
-     _body(GOOD), 401, "invalid API key"),
-    ("auth-wrong-scheme", "/v1/score", {"Content-Type": "application/json", "Authorization": f"Basic {KEY}"},
-     _body(GOOD), 401, "missing bearer token"),
+    (
+        "bool-text",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": [True], "references": ["a"]}),
+        422,
+        "hypotheses[0]",
+    ),
+    (
+        "nested-list-text",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": [["a"]], "references": ["a"]}),
+        422,
+        "hypotheses[0]",
+    ),
+    (
+        "object-text",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": [{"text": "a"}], "references": ["a"]}),
+        422,
+        "hypotheses[0]",
+    ),
+    (
+        "mismatched-lengths",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": ["a", "b"], "references": ["a"]}),
+        422,
+        "same length, got hypotheses=2, references=1",
+    ),
+    (
+        "too-many-pairs",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": ["a"] * 65, "references": ["b"] * 65}),
+        413,
+        f"max_pairs_per_request={MAX_PAIRS}",
+    ),
+    (
+        "huge-text",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": ["a"], "references": ["x" * (MAX_CHARS + 1)]}),
+        413,
+        f"references[0] has {MAX_CHARS + 1} characters, above max_text_chars={MAX_CHARS}",
+    ),
+    (
+        "body-too-large",
+        "/v1/score",
+        JSON,
+        _body({"hypotheses": ["a" * MAX_BODY], "references": ["b"]}),
+        413,
+        f"max_body_bytes={MAX_BODY}",
+    ),
+    (
+        "lone-surrogate",
+        "/v1/score",
+        JSON,
+        b'{"hypotheses": ["ok \\ud800"], "references": ["a"]}',
+        422,
+        "hypotheses[0] contains an unpaired surrogate",
+    ),
+    (
+        "auth-missing",
+        "/v1/score",
+        {"Content-Type": "application/json"},
+        _body(GOOD),
+        401,
+        "missing bearer token",
+    ),
+    (
+        "auth-wrong-key",
+        "/v1/score",
+        {"Content-Type": "application/json", "Authorization": "Bearer nope"},
+        _body(GOOD),
+        401,
+        "invalid API key",
+    ),
+    (
+        "auth-wrong-scheme",
+        "/v1/score",
+        {"Content-Type": "application/json", "Authorization": f"Basic {KEY}"},
+        _body(GOOD),
+        401,
+        "missing bearer token",
+    ),
     ("unknown-route", "/v1/scores", JSON, _body(GOOD), 404, "Not Found"),
-    ("openrlhf-prompt-not-prefix", "/v1/openrlhf", JSON,
-     _body({"query": ["Q: x A: y"], "prompts": ["Q: z"], "labels": ["y"]}), 422,
-     "query[0] does not start with prompts[0]"),
-    ("openrlhf-missing-labels", "/v1/openrlhf", JSON, _body({"query": ["a"], "prompts": ["a"]}), 422,
-     "labels: Field required"),
-    ("openrlhf-mismatched", "/v1/openrlhf", JSON,
-     _body({"query": ["ab", "cd"], "prompts": ["a"], "labels": ["b", "d"]}), 422, "same length"),
+    (
+        "openrlhf-prompt-not-prefix",
+        "/v1/openrlhf",
+        JSON,
+        _body({"query": ["Q: x A: y"], "prompts": ["Q: z"], "labels": ["y"]}),
+        422,
+        "query[0] does not start with prompts[0]",
+    ),
+    (
+        "openrlhf-missing-labels",
+        "/v1/openrlhf",
+        JSON,
+        _body({"query": ["a"], "prompts": ["a"]}),
+        422,
+        "labels: Field required",
+    ),
+    (
+        "openrlhf-mismatched",
+        "/v1/openrlhf",
+        JSON,
+        _body({"query": ["ab", "cd"], "prompts": ["a"], "labels": ["b", "d"]}),
+        422,
+        "same length",
+    ),
     ("openrlhf-score-fields", "/v1/openrlhf", JSON, _body(GOOD), 422, "query: Field required"),
 ]
 
 
-@pytest.mark.parametrize(("path", "headers", "body", "status", "needle"), [c[1:] for c in BAD_INPUTS],
-                         ids=[c[0] for c in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("path", "headers", "body", "status", "needle"),
+    [c[1:] for c in BAD_INPUTS],
+    ids=[c[0] for c in BAD_INPUTS],
+)
 def test_bad_input_is_a_clear_4xx_and_the_server_keeps_serving(live, path, headers, body, status, needle):
     r = httpx.post(live.url + path, content=body, headers=headers, timeout=60)
     assert r.status_code == status, r.text
@@ -223,8 +383,14 @@ def test_wrong_method(live):
 
 # ---------------------------------------------------------------------- faults, overload, shutdown
 def test_scorer_failure_fails_only_that_batch(scorer):
-    faulty = FaultyScorer(scorer, lambda groups: RuntimeError("injected failure")
-                          if any("POISON" in h for hyps, _ in groups for h in hyps) else None)
+    faulty = FaultyScorer(
+        scorer,
+        lambda groups: (
+            RuntimeError("injected failure")
+            if any("POISON" in h for hyps, _ in groups for h in hyps)
+            else None
+        ),
+    )
     hyps, refs = grpo_batch(1, group=4)
     with LiveServer(faulty, max_wait_ms=0) as server:
         bad = httpx.post(server.url + "/v1/score", json={"hypotheses": ["POISON"], "references": ["x"]})
@@ -237,8 +403,12 @@ def test_scorer_failure_fails_only_that_batch(scorer):
 
 
 def test_oom_is_retried_in_halves_over_http(scorer):
-    faulty = FaultyScorer(scorer, lambda groups: torch.cuda.OutOfMemoryError("CUDA out of memory")
-                          if sum(len(h) for h, _ in groups) > 4 else None)
+    faulty = FaultyScorer(
+        scorer,
+        lambda groups: (
+            torch.cuda.OutOfMemoryError("CUDA out of memory") if sum(len(h) for h, _ in groups) > 4 else None
+        ),
+    )
     hyps, refs = grpo_batch(2, group=8)
     with LiveServer(faulty, max_wait_ms=0) as server:
         r = httpx.post(server.url + "/v1/score", json={"hypotheses": hyps, "references": refs})
@@ -251,8 +421,9 @@ def test_full_queue_answers_503_with_retry_after(scorer):
     gated = GatedScorer(scorer)
     hyps, refs = grpo_batch(1, group=8)
     payload = {"hypotheses": hyps, "references": refs}
-    with LiveServer(gated, max_batch_pairs=8, max_pairs_per_request=8, max_queue_pairs=8, retry_after_s=3,
-                    max_wait_ms=0) as server:
+    with LiveServer(
+        gated, max_batch_pairs=8, max_pairs_per_request=8, max_queue_pairs=8, retry_after_s=3, max_wait_ms=0
+    ) as server:
         results = {}
 
         def send(name):
@@ -305,9 +476,19 @@ def test_graceful_shutdown_finishes_queued_work(scorer):
 
 
 # ---------------------------------------------------------------------- bind safety
-@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("localhost", True), ("::1", True),
-                                                ("127.0.0.2", True), ("0.0.0.0", False), ("::", False),
-                                                ("10.1.2.3", False), ("example.org", False)])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("127.0.0.2", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
+        ("example.org", False),
+    ],
+)
 def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
 

@@ -14,8 +14,11 @@ from reward_server.tinykit.encoders import write_bertscore_model, write_chexbert
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,9 @@ def test_bertscore_model_layout(kit):
     assert tok.encode("") == [0, 2]
     model = AutoModel.from_pretrained(folder)
     assert type(model).__name__ == "RobertaModel"
-    assert {"vocab.json", "merges.txt", "tokenizer.json", "model.safetensors"} <= {p.name for p in folder.iterdir()}
+    assert {"vocab.json", "merges.txt", "tokenizer.json", "model.safetensors"} <= {
+        p.name for p in folder.iterdir()
+    }
 
 
 def test_chexbert_layout(kit):
@@ -70,14 +75,17 @@ def test_bertscore_model_deterministic(tmp_path, corpus, kit):
     write_bertscore_model(tmp_path, corpus, seed=0)
     assert _digests(tmp_path / BERTSCORE_MODEL) == _digests(kit / BERTSCORE_MODEL)
     write_bertscore_model(tmp_path / "other", corpus, seed=1)
-    assert (_digests(tmp_path / "other" / BERTSCORE_MODEL)["model.safetensors"]
-            != _digests(kit / BERTSCORE_MODEL)["model.safetensors"])
+    assert (
+        _digests(tmp_path / "other" / BERTSCORE_MODEL)["model.safetensors"]
+        != _digests(kit / BERTSCORE_MODEL)["model.safetensors"]
+    )
 
 
 def test_chexbert_deterministic(tmp_path, corpus, kit):
     write_chexbert(tmp_path / "same", corpus, seed=0)
-    assert _digests(tmp_path / "same") == {k: v for k, v in _digests(kit).items()
-                                           if k.startswith((CHEXBERT_BACKBONE, SCORERS_REPO))}
+    assert _digests(tmp_path / "same") == {
+        k: v for k, v in _digests(kit).items() if k.startswith((CHEXBERT_BACKBONE, SCORERS_REPO))
+    }
     other = tmp_path / "other" / CHEXBERT_FILE  # same tokenizer, another seed: other weights
     write_chexbert_weights(other, kit / CHEXBERT_BACKBONE, corpus, seed=1)
     assert _digests(other.parent)[CHEXBERT_FILE] != _digests(kit / SCORERS_REPO)[CHEXBERT_FILE]

@@ -22,7 +22,9 @@ def policy_dir(tmp_path_factory) -> Path:
     """The tiny Qwen2-VL policy the tiny recipes train (``rrg-trl make-tiny-policy``)."""
     from rrg_trl.modeling import make_tiny_policy
 
-    return make_tiny_policy(tmp_path_factory.mktemp("stage-policy") / "tiny-policy", family="qwen2_vl", seed=0)
+    return make_tiny_policy(
+        tmp_path_factory.mktemp("stage-policy") / "tiny-policy", family="qwen2_vl", seed=0
+    )
 
 
 @pytest.fixture(scope="session")
@@ -54,5 +56,6 @@ def sft_runs(policy_dir, tmp_path_factory):
     with single_thread():
         first = run_stage(sft, stage_argv("sft", out, *common, "--max_steps", "2"), vision.callback)
         second = run_stage(sft, stage_argv("sft", out, *common, "--max_steps", "3"), counter.callback)
-    return SimpleNamespace(first=first, second=second, out=out, vision_calls=len(vision.calls),
-                           steps_after_resume=counter.steps)
+    return SimpleNamespace(
+        first=first, second=second, out=out, vision_calls=len(vision.calls), steps_after_resume=counter.steps
+    )

@@ -24,8 +24,15 @@ def single_thread():
 
 def stage_argv(stage: str, output_dir: Path, *overrides: str) -> list[str]:
     """``--config recipes/tiny/<stage>.yaml`` + the test's overrides (later flags win)."""
-    return ["--config", str(TINY_RECIPES / f"{stage}.yaml"), "--output_dir", str(output_dir),
-            "--log_level", "warning", *overrides]
+    return [
+        "--config",
+        str(TINY_RECIPES / f"{stage}.yaml"),
+        "--output_dir",
+        str(output_dir),
+        "--log_level",
+        "warning",
+        *overrides,
+    ]
 
 
 class StepCounter:
@@ -69,7 +76,9 @@ class VisionCalls:
 
         class _Callback(TrainerCallback):
             def on_train_begin(self, args, state, control, model=None, **kwargs):
-                towers = [m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] in VisionCalls.NAMES]
+                towers = [
+                    m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] in VisionCalls.NAMES
+                ]
                 assert towers, "no vision tower found in the policy"
                 towers[0].register_forward_hook(lambda *a: counter.calls.append(1))
 
@@ -77,27 +86,39 @@ class VisionCalls:
         self.callback = _Callback()
 
 
-def sampled_completion_ids(model, processor, rows, *, samples: int, max_new_tokens: int, seed: int = 0) -> list:
+def sampled_completion_ids(
+    model, processor, rows, *, samples: int, max_new_tokens: int, seed: int = 0
+) -> list:
     """Sampled completions (token ids, prompt removed) of ``model`` for dataset rows, as GRPO generates them:
     the conversational prompt with the row's image, the chat template, temperature 1."""
     import torch
     from trl.data_utils import prepare_multimodal_messages
 
     texts = [
-        processor.apply_chat_template(prepare_multimodal_messages(r["prompt"], images=[r["image"]]),
-                                      add_generation_prompt=True, tokenize=False)
+        processor.apply_chat_template(
+            prepare_multimodal_messages(r["prompt"], images=[r["image"]]),
+            add_generation_prompt=True,
+            tokenize=False,
+        )
         for r in rows
     ]
     inputs = processor(text=texts, images=[[r["image"]] for r in rows], return_tensors="pt", padding=True)
     torch.manual_seed(seed)
     with torch.no_grad():
-        out = model.generate(**inputs, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                             max_new_tokens=max_new_tokens, num_return_sequences=samples)
+        out = model.generate(
+            **inputs,
+            do_sample=True,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=samples,
+        )
     tokenizer = getattr(processor, "tokenizer", processor)
     eos = model.generation_config.eos_token_id
     stop = {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
     completions = []
-    for ids in out[:, inputs["input_ids"].shape[1]:].tolist():
+    for ids in out[:, inputs["input_ids"].shape[1] :].tolist():
         end = next((i + 1 for i, t in enumerate(ids) if t in stop), len(ids))
         completions.append(ids[:end])  # up to and including the first EOS, like TRL's completion_ids
     return completions

@@ -30,11 +30,23 @@ def test_no_command_and_unknown_command(capsys):
     assert "invalid choice: 'ppo'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("stage", "flags"), [
-    ("sft", ["--max_length", "--lora_r", "--dataset", "--freeze_vision_tower"]),
-    ("grpo", ["--num_generations", "--reward_urls", "--reward_retry_budget_s", "--guard_penalty", "--use_vllm"]),
-    ("rloo", ["--num_generations", "--reward_funcs", "--reward_guards", "--image_size"]),
-])
+@pytest.mark.parametrize(
+    ("stage", "flags"),
+    [
+        ("sft", ["--max_length", "--lora_r", "--dataset", "--freeze_vision_tower"]),
+        (
+            "grpo",
+            [
+                "--num_generations",
+                "--reward_urls",
+                "--reward_retry_budget_s",
+                "--guard_penalty",
+                "--use_vllm",
+            ],
+        ),
+        ("rloo", ["--num_generations", "--reward_funcs", "--reward_guards", "--image_size"]),
+    ],
+)
 def test_stage_help_lists_every_argument_group(stage, flags, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main([stage, "--help"])

@@ -20,8 +20,26 @@ from rrg_trl import demo
 from rrg_trl.evaluation.table import TABLE_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL = ["--num_train", "16", "--num_test", "4", "--sft_steps", "4", "--grpo_steps", "2", "--grpo_batch_size", "8",
-         "--num_generations", "4", "--max_completion_length", "16", "--meteor", "false", "--progress", "false"]
+SMALL = [
+    "--num_train",
+    "16",
+    "--num_test",
+    "4",
+    "--sft_steps",
+    "4",
+    "--grpo_steps",
+    "2",
+    "--grpo_batch_size",
+    "8",
+    "--num_generations",
+    "4",
+    "--max_completion_length",
+    "16",
+    "--meteor",
+    "false",
+    "--progress",
+    "false",
+]
 
 
 def _gone(pid: int) -> bool:
@@ -44,9 +62,14 @@ def _refused(url: str) -> bool:
 def demo_run(tmp_path_factory):
     """One small demo through the entry point ``make demo`` calls (``rrg-trl demo``), as a user runs it."""
     out = tmp_path_factory.mktemp("demo")
-    done = subprocess.run([sys.executable, "-m", "rrg_trl.cli", "demo", "--output_dir", str(out), *SMALL],
-                          cwd=REPO, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "rrg_trl.cli", "demo", "--output_dir", str(out), *SMALL],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out, json.loads((out / "demo_summary.json").read_text()), done.stdout
 
@@ -103,9 +126,14 @@ def test_demo_prints_table_rewards_and_outputs(demo_run):
 
 
 def test_sigterm_mid_run_stops_the_server(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "rrg_trl.demo", "--output_dir", str(tmp_path), *SMALL,
-                             "--sft_steps", "400"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rrg_trl.demo", "--output_dir", str(tmp_path), *SMALL, "--sft_steps", "400"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     pid_file = tmp_path / "logs" / "reward_server.pid"
     try:
         deadline = time.monotonic() + 300
@@ -140,7 +168,9 @@ def test_real_iu_text_from_the_r2gen_annotation(iu_annotation, tmp_path):
     config = demo.DemoConfig(annotation=str(iu_annotation), num_train=6, num_test=3)
     train, test = demo.data_settings(config, tmp_path)
     rows = load_dataset_from_config(DataConfig.from_dict(test), split="test")
-    assert len(rows) == 3 and set(rows["source"]) == {"iu_xray_text+synthetic_image"} and all(rows["synthetic"])
+    assert (
+        len(rows) == 3 and set(rows["source"]) == {"iu_xray_text+synthetic_image"} and all(rows["synthetic"])
+    )
     assert len(load_dataset_from_config(DataConfig.from_dict(train), split="train")) == 6
     assert "real IU X-ray report text" in demo.describe_data(config)
 

@@ -48,11 +48,24 @@ def first_run(tmp_path_factory, policy_dir, tiny_model_dir):
     """Generation + scoring through the command-line entry point with a YAML config (what users run)."""
     root = tmp_path_factory.mktemp("eval")
     recipe = root / "evaluate.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "model_name_or_path": str(policy_dir), "scorer_model_dir": str(tiny_model_dir), "scorer_device": "cpu",
-        "device": "cpu", "max_new_tokens": 16, "batch_size": 3, "progress": False, "run_name": "tiny-policy",
-        "dataset": "synthetic", "synthetic_num_test": 5, "image_size": 64, "sampled_reward_samples": 2,
-    }))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "model_name_or_path": str(policy_dir),
+                "scorer_model_dir": str(tiny_model_dir),
+                "scorer_device": "cpu",
+                "device": "cpu",
+                "max_new_tokens": 16,
+                "batch_size": 3,
+                "progress": False,
+                "run_name": "tiny-policy",
+                "dataset": "synthetic",
+                "synthetic_num_test": 5,
+                "image_size": 64,
+                "sampled_reward_samples": 2,
+            }
+        )
+    )
     summary = evaluate.run(["--config", str(recipe), "--output_dir", str(root / "run1")])
     return root / "run1", summary
 
@@ -107,7 +120,10 @@ def test_sampled_reports_reward_is_the_reward_of_those_reports(first_run, scorer
     assert len(rows) == 10 and [r["sample"] for r in rows[:4]] == [0, 1, 0, 1]
     assert [r["id"] for r in rows[::2]] == [f"synthetic-test-{i:05d}" for i in range(5)]
     assert all(r["synthetic"] is True for r in rows)
-    direct = [-row["radcliq"] for row in scorer.score([r["hypothesis"] for r in rows], [r["reference"] for r in rows])]
+    direct = [
+        -row["radcliq"]
+        for row in scorer.score([r["hypothesis"] for r in rows], [r["reference"] for r in rows])
+    ]
     assert [r["reward"] for r in rows] == pytest.approx(direct, abs=1e-4)
     info = summary["details"]["reward_sampled"]
     assert info["n"] == 10 and info["per_prompt"] == 2 and info["sem"] > 0
@@ -115,15 +131,22 @@ def test_sampled_reports_reward_is_the_reward_of_those_reports(first_run, scorer
     assert "Reward of sampled reports (2 per study" in (out / "table.md").read_text()
 
 
-def test_scoring_the_written_samples_reproduces_the_table_with_baseline_and_curves(first_run, scorer, tmp_path):
+def test_scoring_the_written_samples_reproduces_the_table_with_baseline_and_curves(
+    first_run, scorer, tmp_path
+):
     out, first = first_run
     state = tmp_path / "grpo" / "checkpoint-3"
     state.mkdir(parents=True)
     history = [{"step": s, "loss": 0.1 / s, "reward": -1.6 + 0.1 * s, "reward_std": 0.1} for s in (1, 2, 3)]
     TrainerState(global_step=3, log_history=history).save_to_json(str(state / "trainer_state.json"))
-    config = EvaluateConfig(hypotheses_file=str(out / "samples.jsonl"), output_dir=str(tmp_path / "rescored"),
-                            baseline=str(out), training_runs=[str(tmp_path / "grpo")], progress=False,
-                            meteor=first["metrics"]["METEOR"] is not None)
+    config = EvaluateConfig(
+        hypotheses_file=str(out / "samples.jsonl"),
+        output_dir=str(tmp_path / "rescored"),
+        baseline=str(out),
+        training_runs=[str(tmp_path / "grpo")],
+        progress=False,
+        meteor=first["metrics"]["METEOR"] is not None,
+    )
     summary = evaluate.main(config, scorer=scorer)
     for key in TABLE_KEYS:
         if first["metrics"][key] is None:
@@ -145,9 +168,12 @@ def test_references_are_looked_up_by_id_when_the_file_has_none(first_run, scorer
     out, _ = first_run
     rows = _read_samples(out)
     path = tmp_path / "hyps.jsonl"
-    path.write_text("".join(json.dumps({"id": r["id"], "hypothesis": r["hypothesis"]}) + "\n" for r in rows[:3]))
-    config = EvaluateConfig(hypotheses_file=str(path), output_dir=str(tmp_path / "by-id"), meteor=False,
-                            progress=False)
+    path.write_text(
+        "".join(json.dumps({"id": r["id"], "hypothesis": r["hypothesis"]}) + "\n" for r in rows[:3])
+    )
+    config = EvaluateConfig(
+        hypotheses_file=str(path), output_dir=str(tmp_path / "by-id"), meteor=False, progress=False
+    )
     data = DataConfig(dataset="synthetic", synthetic_num_test=5, image_size=64)
     summary = evaluate.main(config, data, scorer=scorer)
     scored = _read_samples(tmp_path / "by-id")
@@ -171,7 +197,12 @@ def test_no_scorer_and_bad_baseline_fail_before_the_work(tmp_path):
     samples = tmp_path / "s.jsonl"
     samples.write_text(json.dumps({"hypothesis": "a", "reference": "b"}) + "\n")
     with pytest.raises(ValueError, match="no scorer"):
-        evaluate.main(EvaluateConfig(hypotheses_file=str(samples), output_dir=str(tmp_path / "o"), meteor=False))
+        evaluate.main(
+            EvaluateConfig(hypotheses_file=str(samples), output_dir=str(tmp_path / "o"), meteor=False)
+        )
     with pytest.raises(FileNotFoundError, match="no summary.json"):
-        evaluate.main(EvaluateConfig(hypotheses_file=str(samples), output_dir=str(tmp_path / "o"),
-                                     baseline=str(tmp_path)))
+        evaluate.main(
+            EvaluateConfig(
+                hypotheses_file=str(samples), output_dir=str(tmp_path / "o"), baseline=str(tmp_path)
+            )
+        )

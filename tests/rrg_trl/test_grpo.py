@@ -39,8 +39,18 @@ def test_grpo_from_the_sft_adapter_against_the_live_server(sft_runs, policy_dir,
     from rrg_trl.modeling import load_policy
 
     pairs_before = reward_server.state.batcher.stats.pairs
-    result = grpo.run(stage_argv("grpo", tmp_path / "grpo", "--model_name_or_path", str(sft_runs.out),
-                                 "--reward_urls", reward_server.url, "--max_steps", "2"))
+    result = grpo.run(
+        stage_argv(
+            "grpo",
+            tmp_path / "grpo",
+            "--model_name_or_path",
+            str(sft_runs.out),
+            "--reward_urls",
+            reward_server.url,
+            "--max_steps",
+            "2",
+        )
+    )
     assert result.stage == "grpo" and result.global_step == 2
     # Every completion was scored by the server, once (the components share the request).
     assert reward_server.state.batcher.stats.pairs - pairs_before == 2 * 4
@@ -68,8 +78,10 @@ def test_grpo_raises_a_deterministic_reward_on_held_out_prompts(policy_dir, tmp_
     from rrg_trl.data import DataConfig, load_dataset_from_config
     from rrg_trl.modeling import load_policy
 
-    val = load_dataset_from_config(DataConfig(synthetic_num_train=32, synthetic_num_val=8, synthetic_num_test=8,
-                                              image_size=56), split="val")
+    val = load_dataset_from_config(
+        DataConfig(synthetic_num_train=32, synthetic_num_val=8, synthetic_num_test=8, image_size=56),
+        split="val",
+    )
     rows = [val[i] for i in range(len(val))]
 
     def held_out_reward(model, processor) -> float:
@@ -77,25 +89,65 @@ def test_grpo_raises_a_deterministic_reward_on_held_out_prompts(policy_dir, tmp_
         return sum(token_share(ids) for ids in completions) / len(completions)
 
     before = held_out_reward(*load_policy(policy_dir, dtype="float32"))
-    result = grpo.run(stage_argv(
-        "grpo", tmp_path / "learn", "--model_name_or_path", str(policy_dir),
-        "--reward_funcs", "tests.rrg_trl.toy_rewards.target_token_share", "--reward_guards", "none",
-        "--use_peft", "false", "--learning_rate", "3e-2", "--max_steps", "16", "--save_strategy", "no",
-        "--per_device_train_batch_size", "8", "--num_generations", "8", "--max_completion_length", "16",
-    ))
+    result = grpo.run(
+        stage_argv(
+            "grpo",
+            tmp_path / "learn",
+            "--model_name_or_path",
+            str(policy_dir),
+            "--reward_funcs",
+            "tests.rrg_trl.toy_rewards.target_token_share",
+            "--reward_guards",
+            "none",
+            "--use_peft",
+            "false",
+            "--learning_rate",
+            "3e-2",
+            "--max_steps",
+            "16",
+            "--save_strategy",
+            "no",
+            "--per_device_train_batch_size",
+            "8",
+            "--num_generations",
+            "8",
+            "--max_completion_length",
+            "16",
+        )
+    )
     after = held_out_reward(result.trainer.model.eval(), result.trainer.processing_class)
     assert after > before + 0.08, f"held-out reward {before:.3f} -> {after:.3f}"
 
 
-def test_transient_reward_failure_gives_no_reward_and_training_continues(policy_dir, stage_scorer, tmp_path, caplog):
+def test_transient_reward_failure_gives_no_reward_and_training_continues(
+    policy_dir, stage_scorer, tmp_path, caplog
+):
     """Issue 4: a batch the server fails to score gets None (zero advantage), is logged, and training goes on."""
     failing = {"on": False}
-    faulty = FaultyScorer(stage_scorer, lambda groups: RuntimeError("injected scorer fault") if failing["on"] else None)
+    faulty = FaultyScorer(
+        stage_scorer, lambda groups: RuntimeError("injected scorer fault") if failing["on"] else None
+    )
     counter = StepCounter(on_step=lambda step: failing.update(on=step == 1))  # step 2's batch fails
-    with LiveServer(faulty, max_wait_ms=0) as server, caplog.at_level(logging.WARNING, logger="rrg_trl.rewards"):
-        result = run_stage(grpo, stage_argv("grpo", tmp_path / "out", "--model_name_or_path", str(policy_dir),
-                                            "--reward_urls", server.url, "--max_steps", "3",
-                                            "--save_strategy", "no"), counter.callback)
+    with (
+        LiveServer(faulty, max_wait_ms=0) as server,
+        caplog.at_level(logging.WARNING, logger="rrg_trl.rewards"),
+    ):
+        result = run_stage(
+            grpo,
+            stage_argv(
+                "grpo",
+                tmp_path / "out",
+                "--model_name_or_path",
+                str(policy_dir),
+                "--reward_urls",
+                server.url,
+                "--max_steps",
+                "3",
+                "--save_strategy",
+                "no",
+            ),
+            counter.callback,
+        )
     assert result.global_step == 3 and counter.steps == [1, 2, 3]
     assert logged(result, "reward_server/failed") == [0.0, 1.0, 0.0]
     radcliq = logged(result, "rewards/radcliq/mean")  # NaN (no reward) is logged as None
@@ -105,14 +157,28 @@ def test_transient_reward_failure_gives_no_reward_and_training_continues(policy_
     assert "injected scorer fault" in caplog.text
 
 
-def test_server_down_past_the_budget_stops_training_and_a_relaunch_resumes(policy_dir, stage_scorer, tmp_path):
+def test_server_down_past_the_budget_stops_training_and_a_relaunch_resumes(
+    policy_dir, stage_scorer, tmp_path
+):
     """Issue 4: a server down past the retry budget stops training with a clear error (never silent zeros);
     relaunching against a server that is back resumes from the last checkpoint."""
     out = tmp_path / "out"
 
     def argv(url: str) -> list[str]:
-        return stage_argv("grpo", out, "--model_name_or_path", str(policy_dir), "--reward_urls", url,
-                          "--max_steps", "3", "--save_steps", "1", "--reward_retry_budget_s", "1")
+        return stage_argv(
+            "grpo",
+            out,
+            "--model_name_or_path",
+            str(policy_dir),
+            "--reward_urls",
+            url,
+            "--max_steps",
+            "3",
+            "--save_steps",
+            "1",
+            "--reward_retry_budget_s",
+            "1",
+        )
 
     server = LiveServer(stage_scorer).start()
     counter = StepCounter(on_step=lambda step: server.stop() if step == 1 else None)
@@ -132,20 +198,43 @@ NO_DEEPSPEED = pytest.mark.skipif(not HAS_DEEPSPEED, reason="deepspeed not insta
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", [
-    "ddp",
-    pytest.param("zero2", marks=NO_DEEPSPEED),
-    pytest.param("zero3", marks=NO_DEEPSPEED),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        "ddp",
+        pytest.param("zero2", marks=NO_DEEPSPEED),
+        pytest.param("zero3", marks=NO_DEEPSPEED),
+    ],
+)
 def test_accelerate_launch_with_two_cpu_processes(config, policy_dir, reward_server, tmp_path):
     """The documented launch line with each accelerate config: 2 processes (gloo on CPU; DeepSpeed's CPU
     accelerator for ZeRO), each rank scoring its own slice against the live reward server."""
     out = tmp_path / config
     accelerate = Path(sys.executable).with_name("accelerate")
-    cmd = [str(accelerate), "launch", "--config_file", str(REPO / "recipes" / "accelerate" / f"{config}.yaml"),
-           "--num_processes", "2", "--mixed_precision", "no", "-m", "rrg_trl.grpo",
-           *stage_argv("grpo", out, "--model_name_or_path", str(policy_dir), "--reward_urls", reward_server.url,
-                       "--max_steps", "2", "--save_strategy", "no")]
+    cmd = [
+        str(accelerate),
+        "launch",
+        "--config_file",
+        str(REPO / "recipes" / "accelerate" / f"{config}.yaml"),
+        "--num_processes",
+        "2",
+        "--mixed_precision",
+        "no",
+        "-m",
+        "rrg_trl.grpo",
+        *stage_argv(
+            "grpo",
+            out,
+            "--model_name_or_path",
+            str(policy_dir),
+            "--reward_urls",
+            reward_server.url,
+            "--max_steps",
+            "2",
+            "--save_strategy",
+            "no",
+        ),
+    ]
     pairs_before = reward_server.state.batcher.stats.pairs
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)

@@ -27,7 +27,9 @@ def test_every_model_has_the_three_stage_recipes():
 @pytest.mark.parametrize("stage", STAGES)
 def test_recipe_parses_with_its_stage(model, stage):
     recipe = RECIPES / model / f"{stage}.yaml"
-    script_args, training_args, model_args, data_args = parse_stage(f"rrg_trl.{stage}", ["--config", str(recipe)])
+    script_args, training_args, model_args, data_args = parse_stage(
+        f"rrg_trl.{stage}", ["--config", str(recipe)]
+    )
     assert Path(training_args.output_dir).name.startswith(f"{model}-{stage}")
     if model == "lm-rrg" and stage == "sft":
         assert model_args.model_name_or_path is None
@@ -46,14 +48,31 @@ def test_recipe_parses_with_its_stage(model, stage):
 
 
 def test_grpo_recipe_takes_the_ppo_style_clipped_objective():
-    _, training_args, _, _ = parse_stage("rrg_trl.grpo", ["--config", str(RECIPES / "qwen2.5-vl-3b" / "grpo.yaml")])
-    assert training_args.num_iterations > 1 and training_args.epsilon == 0.2 and training_args.loss_type == "dapo"
+    _, training_args, _, _ = parse_stage(
+        "rrg_trl.grpo", ["--config", str(RECIPES / "qwen2.5-vl-3b" / "grpo.yaml")]
+    )
+    assert (
+        training_args.num_iterations > 1
+        and training_args.epsilon == 0.2
+        and training_args.loss_type == "dapo"
+    )
 
 
 def test_command_line_overrides_the_recipe():
     script_args, training_args, model_args, _ = parse_stage(
-        "rrg_trl.grpo", ["--config", str(RECIPES / "tiny" / "grpo.yaml"), "--max_steps", "7",
-                         "--reward_urls", "http://a:1", "http://b:2", "--reward_guards", "none"])
+        "rrg_trl.grpo",
+        [
+            "--config",
+            str(RECIPES / "tiny" / "grpo.yaml"),
+            "--max_steps",
+            "7",
+            "--reward_urls",
+            "http://a:1",
+            "http://b:2",
+            "--reward_guards",
+            "none",
+        ],
+    )
     assert training_args.max_steps == 7 and script_args.reward_urls == ["http://a:1", "http://b:2"]
     assert script_args.reward_guards == []
 
@@ -85,7 +104,9 @@ def test_accelerate_config_loads(name):
         assert ds["zero3_save_16bit_model"] is True
 
 
-@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed (extra 'deepspeed')")
+@pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None, reason="deepspeed not installed (extra 'deepspeed')"
+)
 @pytest.mark.parametrize("name", ["zero2", "zero3"])
 def test_deepspeed_config_validates(name, policy_dir):
     """What accelerate + the Trainer hand to DeepSpeed for this config (with the GRPO recipe's arguments and
@@ -97,7 +118,9 @@ def test_deepspeed_config_validates(name, policy_dir):
 
     from rrg_trl.modeling import load_policy
 
-    model = load_policy(policy_dir).model  # before the ZeRO-3 config exists, which would make loading partition
+    model = load_policy(
+        policy_dir
+    ).model  # before the ZeRO-3 config exists, which would make loading partition
     ds = load_config_from_file(str(RECIPES / "accelerate" / f"{name}.yaml")).deepspeed_config
     plugin = DeepSpeedPlugin(
         zero_stage=ds["zero_stage"],
@@ -107,7 +130,9 @@ def test_deepspeed_config_validates(name, policy_dir):
         offload_param_device=ds["offload_param_device"],
     )
     plugin.set_mixed_precision("bf16")
-    _, training_args, _, _ = parse_stage("rrg_trl.grpo", ["--config", str(RECIPES / "qwen2.5-vl-3b" / "grpo.yaml")])
+    _, training_args, _, _ = parse_stage(
+        "rrg_trl.grpo", ["--config", str(RECIPES / "qwen2.5-vl-3b" / "grpo.yaml")]
+    )
     hf_config = HfTrainerDeepSpeedConfig(plugin.deepspeed_config)
     try:
         hf_config.trainer_config_process(training_args)

@@ -43,7 +43,9 @@ def test_only_enabled_guards_and_thresholds():
     config = GuardConfig(guards=("empty",), min_words=10)
     assert guard_flags("Normal.", [7], config) == []
     assert guard_flags("", [7], config) == ["empty"]
-    assert guard_flags("one two three", None, GuardConfig(guards=("too_short",), min_words=4)) == ["too_short"]
+    assert guard_flags("one two three", None, GuardConfig(guards=("too_short",), min_words=4)) == [
+        "too_short"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -78,14 +80,25 @@ def test_sync_reward_is_penalised_once_per_flagged_completion_and_none_kept():
 
     metrics, extra = {}, {}
     guarded = RewardGuard(overlap, GuardConfig(penalty=2.0, stop_token_ids=frozenset({EOS}))).wrap()
-    out = guarded(prompts=["p"] * 4, completions=_completions(TEXTS), completion_ids=IDS, report=["r"] * 4,
-                  log_metric=metrics.__setitem__, log_extra=extra.__setitem__)
+    out = guarded(
+        prompts=["p"] * 4,
+        completions=_completions(TEXTS),
+        completion_ids=IDS,
+        report=["r"] * 4,
+        log_metric=metrics.__setitem__,
+        log_extra=extra.__setitem__,
+    )
     # clean; empty; truncated but unscored (stays None: a guard must not invent a reward); repetitive.
     assert out == [0.5, 0.25 - 2.0, None, 0.75 - 2.0]
     assert calls[0]["report"] == ["r"] * 4 and calls[0]["completion_ids"] == IDS
     assert guarded.__name__ == "overlap"
-    assert metrics == {"guards/empty": 0.25, "guards/too_short": 0.0, "guards/repetition": 0.25,
-                       "guards/truncated": 0.25, "guards/penalized": 0.75}
+    assert metrics == {
+        "guards/empty": 0.25,
+        "guards/too_short": 0.0,
+        "guards/repetition": 0.25,
+        "guards/truncated": 0.25,
+        "guards/penalized": 0.75,
+    }
     assert extra == {"guards": ["", "empty", "truncated", "repetition"]}
 
 

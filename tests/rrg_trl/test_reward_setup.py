@@ -28,8 +28,14 @@ def test_recipe_over_environment_over_defaults(monkeypatch):
     config = reward_config(GRPOScriptArguments())
     assert config.urls == ("http://env:1", "http://env:2") and config.timeout_s == 7.0
     assert config.api_key == "from-env" and config.reference_column == "report"
-    config = reward_config(GRPOScriptArguments(reward_urls=["http://recipe:8000"], reward_timeout_s=3,
-                                               reward_retry_budget_s=9, reward_max_consecutive_failures=2))
+    config = reward_config(
+        GRPOScriptArguments(
+            reward_urls=["http://recipe:8000"],
+            reward_timeout_s=3,
+            reward_retry_budget_s=9,
+            reward_max_consecutive_failures=2,
+        )
+    )
     assert config.urls == ("http://recipe:8000",) and config.timeout_s == 3 and config.retry_budget_s == 9
     assert config.max_consecutive_failures == 2
     monkeypatch.setenv("MY_TOKEN", "secret")
@@ -51,13 +57,17 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="cannot import reward"):
         build_reward_funcs(GRPOScriptArguments(reward_funcs=["no_such_pkg.reward"]), None, STOP)
     with pytest.raises(ValueError, match="has no function 'missing'"):
-        build_reward_funcs(GRPOScriptArguments(reward_funcs=["tests.rrg_trl.toy_rewards.missing"]), None, STOP)
+        build_reward_funcs(
+            GRPOScriptArguments(reward_funcs=["tests.rrg_trl.toy_rewards.missing"]), None, STOP
+        )
     with pytest.raises(ValueError, match="reward_weights has 2 values for 1 reward_funcs"):
         build_reward_funcs(GRPOScriptArguments(reward_urls=["http://127.0.0.1:1"]), [1.0, 2.0], STOP)
 
 
 def test_dotted_path_reward_needs_no_server():
-    args = GRPOScriptArguments(reward_funcs=["tests.rrg_trl.toy_rewards.target_token_share"], reward_guards=[])
+    args = GRPOScriptArguments(
+        reward_funcs=["tests.rrg_trl.toy_rewards.target_token_share"], reward_guards=[]
+    )
     assert prepare_rewards(args) is None
     funcs, weights = build_reward_funcs(args, None, STOP)
     assert [f.__name__ for f in funcs] == ["target_token_share"] and weights == [1.0]
@@ -76,21 +86,25 @@ def test_radcliq_with_logged_components_against_the_live_server(reward_server, s
     requests_before = reward_server.state.batcher.stats.pairs
 
     async def call_all():
-        return await asyncio.gather(*(f(prompts=["p"] * 4, completions=hyps, completion_ids=ids, report=refs)
-                                      for f in funcs))
+        return await asyncio.gather(
+            *(f(prompts=["p"] * 4, completions=hyps, completion_ids=ids, report=refs) for f in funcs)
+        )
 
     radcliq, *components = asyncio.run(call_all())
     assert reward_server.state.batcher.stats.pairs - requests_before == 4, "one request serves all five"
     expected = stage_scorer.score(hyps, refs)
     penalty = [0.0, 0.5, 0.5, 0.0]
-    assert radcliq == pytest.approx([-e["radcliq"] - p for e, p in zip(expected, penalty, strict=True)], abs=1e-5)
+    assert radcliq == pytest.approx(
+        [-e["radcliq"] - p for e, p in zip(expected, penalty, strict=True)], abs=1e-5
+    )
     for name, values in zip(["radgraph", "bertscore", "semb", "bleu2"], components, strict=True):
         assert values == pytest.approx([e[name] for e in expected], abs=1e-5), name
 
 
 def test_components_can_be_left_out_and_requested_ones_are_not_duplicated(reward_server):
-    args = GRPOScriptArguments(reward_urls=[reward_server.url], reward_funcs=["radcliq", "bleu2"],
-                               log_reward_components=True)
+    args = GRPOScriptArguments(
+        reward_urls=[reward_server.url], reward_funcs=["radcliq", "bleu2"], log_reward_components=True
+    )
     funcs, weights = build_reward_funcs(args, [1.0, 0.5], STOP)
     assert [f.__name__ for f in funcs] == ["radcliq", "bleu2", "radgraph", "bertscore", "semb"]
     assert weights == [1.0, 0.5, 0.0, 0.0, 0.0]

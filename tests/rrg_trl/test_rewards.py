@@ -36,8 +36,9 @@ def live(scorer):
 
 def call_all(funcs, completions, **columns):
     async def main():
-        return await asyncio.gather(*(f(prompts=["p"] * len(completions), completions=completions, **columns)
-                                      for f in funcs))
+        return await asyncio.gather(
+            *(f(prompts=["p"] * len(completions), completions=completions, **columns) for f in funcs)
+        )
 
     return asyncio.run(main())
 
@@ -114,8 +115,12 @@ def test_in_process_variant_matches_remote(live, scorer):
 
 
 def test_transient_failure_gives_none_and_is_logged(scorer, caplog):
-    faulty = FaultyScorer(scorer, lambda groups: RuntimeError("injected")
-                          if any("POISON" in h for hyps, _ in groups for h in hyps) else None)
+    faulty = FaultyScorer(
+        scorer,
+        lambda groups: (
+            RuntimeError("injected") if any("POISON" in h for hyps, _ in groups for h in hyps) else None
+        ),
+    )
     with LiveServer(faulty, max_wait_ms=0) as server:
         client = AsyncRewardClient(server.url, max_error_retries=1, backoff_initial_s=0.01)
         rewards = RadCliQRewards(RewardConfig(max_consecutive_failures=2), client=client)
@@ -123,7 +128,9 @@ def test_transient_failure_gives_none_and_is_logged(scorer, caplog):
         with caplog.at_level(logging.WARNING, logger="rrg_trl.rewards"):
             out = call_all([radcliq, bleu], ["POISON", "ok"], report=["a", "b"])
         assert out == [[None, None], [None, None]]
-        assert "RadCliQ reward failed for a batch of 2 completions" in caplog.text and "injected" in caplog.text
+        assert (
+            "RadCliQ reward failed for a batch of 2 completions" in caplog.text and "injected" in caplog.text
+        )
         hyps, refs = grpo_batch(1, group=2)
         [good] = call_all([radcliq], hyps, report=refs)  # the next batch is scored normally
         assert all(math.isfinite(x) for x in good)
@@ -158,14 +165,26 @@ def _tiny_policy(tmp_path):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(reports(200, seed=1), trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=None)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
     return LlamaForCausalLM(config), tokenizer
 
 
@@ -186,12 +205,28 @@ def test_grpo_trainer_step_against_the_live_server(live, scorer, tmp_path):
         return out
 
     recorded.__name__ = "radcliq"
-    args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=4,
-                      max_completion_length=12, max_steps=1, learning_rate=1e-3, use_cpu=True, bf16=False,
-                      report_to="none", logging_steps=1, save_strategy="no", seed=0)
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=12,
+        max_steps=1,
+        learning_rate=1e-3,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+    )
     chunks_before = live.state.batcher.stats.chunks
-    trainer = GRPOTrainer(model=model, reward_funcs=[recorded, semb], args=args, train_dataset=dataset,
-                          processing_class=tokenizer)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[recorded, semb],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
     trainer.train()
     assert live.state.batcher.stats.chunks > chunks_before
     assert seen, "the reward function was never called"

@@ -17,8 +17,18 @@ def test_rloo_from_the_sft_adapter_then_resumes(sft_runs, reward_server, tmp_pat
     out = tmp_path / "rloo"
 
     def argv(max_steps: int) -> list[str]:
-        return stage_argv("rloo", out, "--model_name_or_path", str(sft_runs.out), "--reward_urls",
-                          reward_server.url, "--max_steps", str(max_steps), "--save_steps", "2")
+        return stage_argv(
+            "rloo",
+            out,
+            "--model_name_or_path",
+            str(sft_runs.out),
+            "--reward_urls",
+            reward_server.url,
+            "--max_steps",
+            str(max_steps),
+            "--save_steps",
+            "2",
+        )
 
     pairs_before = reward_server.state.batcher.stats.pairs
     first = rloo.run(argv(2))

@@ -44,9 +44,23 @@ def test_qlora_sft_quantises_the_decoder_only(policy_dir, tmp_path):
     from rrg_trl import sft
     from tests.rrg_trl.stage_helpers import run_stage, stage_argv
 
-    result = run_stage(sft, stage_argv("sft", tmp_path / "qlora", "--model_name_or_path", str(policy_dir),
-                                       "--load_in_4bit", "true", "--max_steps", "1", "--save_strategy", "no",
-                                       "--synthetic_num_train", "8"))
+    result = run_stage(
+        sft,
+        stage_argv(
+            "sft",
+            tmp_path / "qlora",
+            "--model_name_or_path",
+            str(policy_dir),
+            "--load_in_4bit",
+            "true",
+            "--max_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--synthetic_num_train",
+            "8",
+        ),
+    )
     base = result.trainer.model.get_base_model()
     quantised = {n for n, m in base.named_modules() if isinstance(m, bnb.nn.Linear4bit)}
     assert quantised and all(n.startswith("model.language_model.") for n in quantised)
@@ -58,6 +72,17 @@ def test_an_adapter_is_not_merged_into_a_4bit_base(sft_runs, tmp_path):
     from rrg_trl import grpo
 
     with pytest.raises(ValueError, match="merging it into a 4-bit base would lose precision"):
-        grpo.run(["--config", str(REPO / "recipes" / "tiny" / "grpo.yaml"), "--model_name_or_path",
-                  str(sft_runs.out), "--load_in_4bit", "true", "--reward_funcs",
-                  "tests.rrg_trl.toy_rewards.target_token_share", "--output_dir", str(tmp_path)])
+        grpo.run(
+            [
+                "--config",
+                str(REPO / "recipes" / "tiny" / "grpo.yaml"),
+                "--model_name_or_path",
+                str(sft_runs.out),
+                "--load_in_4bit",
+                "true",
+                "--reward_funcs",
+                "tests.rrg_trl.toy_rewards.target_token_share",
+                "--output_dir",
+                str(tmp_path),
+            ]
+        )

@@ -33,8 +33,9 @@ def _logits(model, policy_dir, split):
     from trl.data_utils import prepare_multimodal_messages
 
     conv = [prepare_multimodal_messages(split[0]["prompt"], images=[split[0]["image"]])]
-    inputs = processor.apply_chat_template(conversation=conv, add_generation_prompt=True, tokenize=True,
-                                           return_dict=True, return_tensors="pt")
+    inputs = processor.apply_chat_template(
+        conversation=conv, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
     with torch.inference_mode():
         return model(**inputs).logits
 

@@ -17,18 +17,26 @@ def _write(path, rows):
 
 @pytest.fixture
 def split():
-    return Dataset.from_dict({
-        "id": ["s1", "s2"], "report": ["No effusion.", "Small left effusion."],
-        "synthetic": [True, True], "source": ["synthetic", "synthetic"], "split": ["test", "test"],
-    })
+    return Dataset.from_dict(
+        {
+            "id": ["s1", "s2"],
+            "report": ["No effusion.", "Small left effusion."],
+            "synthetic": [True, True],
+            "source": ["synthetic", "synthetic"],
+            "split": ["test", "test"],
+        }
+    )
 
 
 def test_inline_references_keep_their_labels(tmp_path):
-    path = _write(tmp_path / "h.jsonl", [
-        {"id": "a", "hypothesis": "x", "reference": "y", "synthetic": True, "source": "synthetic"},
-        "",
-        {"hypothesis": "p", "reference": "q"},
-    ])
+    path = _write(
+        tmp_path / "h.jsonl",
+        [
+            {"id": "a", "hypothesis": "x", "reference": "y", "synthetic": True, "source": "synthetic"},
+            "",
+            {"hypothesis": "p", "reference": "q"},
+        ],
+    )
     a, b = samples_from_jsonl(path)
     assert (a.id, a.hypothesis, a.reference, a.synthetic, a.source) == ("a", "x", "y", True, "synthetic")
     assert (b.id, b.synthetic, b.source) == ("3", False, "hypotheses file")  # id = line number
@@ -49,7 +57,12 @@ def test_references_by_id_from_the_split_which_is_loaded_only_when_needed(tmp_pa
         return split
 
     (s,) = samples_from_jsonl(path, dataset=load)
-    assert (s.reference, s.synthetic, s.source, s.split) == ("Small left effusion.", True, "synthetic", "test")
+    assert (s.reference, s.synthetic, s.source, s.split) == (
+        "Small left effusion.",
+        True,
+        "synthetic",
+        "test",
+    )
     assert calls == [1]
     inline = _write(tmp_path / "i.jsonl", [{"hypothesis": "a", "reference": "b"}])
     samples_from_jsonl(inline, dataset=load)

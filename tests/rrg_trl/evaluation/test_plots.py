@@ -21,13 +21,21 @@ from rrg_trl.evaluation.table import TABLE_METRICS
 def _state(path, history, step):
     """A trainer state in the real on-disk format (transformers' own writer)."""
     path.mkdir(parents=True, exist_ok=True)
-    TrainerState(global_step=step, max_steps=step, log_history=history).save_to_json(str(path / "trainer_state.json"))
+    TrainerState(global_step=step, max_steps=step, log_history=history).save_to_json(
+        str(path / "trainer_state.json")
+    )
     return path / "trainer_state.json"
 
 
 GRPO_LOG = [
-    {"step": s, "loss": 0.01 * s, "reward": -1.5 + 0.1 * s, "reward_std": 0.2,
-     "rewards/radcliq/mean": -1.5 + 0.1 * s, "rewards/radgraph/mean": 0.1 * s}
+    {
+        "step": s,
+        "loss": 0.01 * s,
+        "reward": -1.5 + 0.1 * s,
+        "reward_std": 0.2,
+        "rewards/radcliq/mean": -1.5 + 0.1 * s,
+        "rewards/radgraph/mean": 0.1 * s,
+    }
     for s in range(1, 6)
 ]
 SFT_LOG = [{"step": s, "loss": 5.0 / s, "learning_rate": 1e-4} for s in range(1, 6)] + [
@@ -58,8 +66,9 @@ def test_a_file_that_is_not_a_trainer_state_is_named(tmp_path):
 
 
 def test_training_curves_png(tmp_path):
-    runs = run_names([_state(tmp_path / "sft", SFT_LOG, 5).parent, _state(tmp_path / "grpo" / "checkpoint-5",
-                                                                            GRPO_LOG, 5)])
+    runs = run_names(
+        [_state(tmp_path / "sft", SFT_LOG, 5).parent, _state(tmp_path / "grpo" / "checkpoint-5", GRPO_LOG, 5)]
+    )
     assert list(runs) == ["sft", "grpo/checkpoint-5"]
     out = plot_training_curves(runs, tmp_path / "curves.png", synthetic=True)
     with Image.open(out) as im:

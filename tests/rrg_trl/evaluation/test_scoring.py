@@ -69,19 +69,25 @@ def test_radcliq_columns_equal_the_reward(scored, scorer, pairs):
         assert got["bleu2_radcliq"] == want["bleu2"], i
         assert got["radcliq_v1"] == pytest.approx(want["radcliq"], abs=RADCLIQ_TOL), i
         assert got["reward"] == pytest.approx(-want["radcliq"], abs=RADCLIQ_TOL), i
-        v0 = radcliq_from_components(want["radgraph"], want["bertscore"], want["semb"], want["bleu2"], version="v0")
+        v0 = radcliq_from_components(
+            want["radgraph"], want["bertscore"], want["semb"], want["bleu2"], version="v0"
+        )
         assert got["radcliq_v0"] == pytest.approx(v0, abs=RADCLIQ_TOL), i
     for key, feature in (("radgraph_combined", "radgraph"), ("bertscore", "bertscore"), ("semb", "semb")):
         assert scored.metrics[key] == pytest.approx(np.mean([r[feature] for r in rows]), abs=TOL)
-    assert scored.metrics["radcliq_v1"] == pytest.approx(np.mean([r["radcliq"] for r in rows]), abs=RADCLIQ_TOL)
+    assert scored.metrics["radcliq_v1"] == pytest.approx(
+        np.mean([r["radcliq"] for r in rows]), abs=RADCLIQ_TOL
+    )
     assert scored.details["reward"]["radcliq_version"] == "v1"
 
 
 def test_radgraph_levels_equal_direct_annotation(scored, scorer, pairs):
     hyps, refs = pairs
     hyp_ann, ref_ann = scorer.radgraph.annotate(hyps), scorer.radgraph.annotate(refs)
-    levels = [radgraph_reward(r, h, "all", ref_text=rt, hyp_text=ht)
-              for h, r, ht, rt in zip(hyp_ann, ref_ann, hyps, refs, strict=True)]
+    levels = [
+        radgraph_reward(r, h, "all", ref_text=rt, hyp_text=ht)
+        for h, r, ht, rt in zip(hyp_ann, ref_ann, hyps, refs, strict=True)
+    ]
     assert [row["radgraph_partial"] for row in scored.per_sample] == [lv[1] for lv in levels]
     assert [row["radgraph_simple"] for row in scored.per_sample] == [lv[0] for lv in levels]
     assert scored.metrics["radgraph_partial"] == pytest.approx(np.mean([lv[1] for lv in levels]), abs=1e-12)
@@ -102,7 +108,16 @@ def test_reward_server_client_gives_the_same_features(scored, scorer, pairs):
     hyps, refs = pairs
     with LiveServer(scorer) as server, RewardClient(server.url) as client:
         remote = score_reports(hyps, refs, client=client, meteor=False, chunk_size=4, progress=False)
-    for key in ("radgraph_combined", "bertscore", "semb", "radcliq_v0", "radcliq_v1", "reward", "BLEU_4", "CIDEr"):
+    for key in (
+        "radgraph_combined",
+        "bertscore",
+        "semb",
+        "radcliq_v0",
+        "radcliq_v1",
+        "reward",
+        "BLEU_4",
+        "CIDEr",
+    ):
         assert remote.metrics[key] == pytest.approx(scored.metrics[key], abs=RADCLIQ_TOL), key
     for key in ("radgraph_partial", "chexbert_f1_14_micro", "chexbert_f1_5_macro"):
         assert remote.metrics[key] is None

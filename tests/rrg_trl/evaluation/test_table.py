@@ -30,7 +30,9 @@ def test_every_metric_has_a_row_and_missing_ones_say_why():
 def test_baseline_change_respects_the_direction_of_each_metric():
     metrics = {"BLEU_1": 0.30, "radcliq_v1": 1.20, "CIDEr": 0.1}
     baseline = {"BLEU_1": 0.25, "radcliq_v1": 1.50, "CIDEr": None}
-    rows = _rows(render_markdown(metrics, title="rl", baseline=baseline, baseline_name="sft", run_name="grpo"))
+    rows = _rows(
+        render_markdown(metrics, title="rl", baseline=baseline, baseline_name="sft", run_name="grpo")
+    )
     assert rows["BLEU-1"] == ["0.3000", "0.2500", "+0.0500 (better)"]
     assert rows["RadCliQ-v1 (lower is better)"] == ["1.2000", "1.5000", "-0.3000 (better)"]
     assert rows["CIDEr"] == ["0.1000", "n/a", "n/a"]
