@@ -2,7 +2,7 @@
 
 rrg-reward serve --model-dir DIR [--device cuda|cpu] [--host 127.0.0.1] [--port 8000] ...
 rrg-reward make-tiny DIR [--seed 0] [--size tiny|base]
-rrg-reward download DIR [--revision REV]
+rrg-reward download DIR [--revision REV] [--cache-dir DIR]
 rrg-reward score --model-dir DIR (--hypotheses FILE --references FILE | --jsonl FILE) [--out FILE]
 """
 
@@ -89,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     download = sub.add_parser("download", help="fetch the official weights from the Hugging Face hub")
     download.add_argument("dir", type=Path)
-    download.add_argument("--revision", default=None)
+    download.add_argument("--revision", default=None, help="revision of StanfordAIMI/RRG_scorers to fetch")
+    download.add_argument(
+        "--cache-dir", default=None, help="hub cache to fetch through (default: HF_HUB_CACHE)"
+    )
 
     score = sub.add_parser("score", help="score pairs offline (no server)")
     _add_model_args(score)
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "download":
         from reward_server.model_files import download
 
-        print(download(args.dir, revision=args.revision))
+        print(download(args.dir, revision=args.revision, cache_dir=args.cache_dir))
         return 0
     return _score(args)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,36 +172,44 @@ def verify_checksums(model_dir: str | Path) -> dict[str, str]:
     return table
 
 
-def download(model_dir: str | Path, revision: str | None = None) -> Path:
+def _materialise(snapshot: Path, dest: Path) -> None:
+    """Copy a hub snapshot (symlinks into the blob store) as plain files, so the folder can be moved."""
+    for src in snapshot.rglob("*"):
+        if src.is_file():
+            target = dest / src.relative_to(snapshot)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src.resolve(), target)
+
+
+def download(model_dir: str | Path, revision: str | None = None, cache_dir: str | Path | None = None) -> Path:
     """Fetch the official files from the Hugging Face hub into the layout above and record checksums.
 
-    For air-gapped clusters: run once where the hub is reachable, then copy the folder.
+    Files go through the standard hub cache (``cache_dir``, default ``HF_HUB_CACHE``), so an already
+    populated cache works offline too (``HF_HUB_OFFLINE=1``), then are copied as plain files into
+    ``model_dir``. ``revision`` pins ``StanfordAIMI/RRG_scorers``. For air-gapped clusters: run once where the
+    hub is reachable, then copy the folder.
     """
     from huggingface_hub import hf_hub_download, snapshot_download
 
     root = Path(model_dir)
     root.mkdir(parents=True, exist_ok=True)
     patterns = ["config.json", *_TOKENIZER_FILES]
-    snapshot_download(
-        BERTSCORE_MODEL,
-        local_dir=root / BERTSCORE_MODEL,
-        revision=revision,
-        allow_patterns=[*patterns, "model.safetensors"],
-    )
-    snapshot_download(
-        CHEXBERT_BACKBONE, local_dir=root / CHEXBERT_BACKBONE, revision=revision, allow_patterns=patterns
-    )
+
+    def fetch(repo_id: str, allow: list[str]) -> None:
+        _materialise(
+            Path(snapshot_download(repo_id, allow_patterns=allow, cache_dir=cache_dir)), root / repo_id
+        )
+
+    fetch(BERTSCORE_MODEL, [*patterns, "model.safetensors"])
+    fetch(CHEXBERT_BACKBONE, patterns)
     scorers = root / SCORERS_REPO
+    scorers.mkdir(parents=True, exist_ok=True)
     for name in (CHEXBERT_FILE, RADGRAPH_FILE):
-        hf_hub_download(SCORERS_REPO, name, local_dir=scorers, revision=revision)
+        path = hf_hub_download(SCORERS_REPO, name, revision=revision, cache_dir=cache_dir)
+        shutil.copyfile(Path(path).resolve(), scorers / name)
     backbone = read_radgraph_config(scorers / RADGRAPH_FILE)["model"]["embedder"]["token_embedders"]["bert"][
         "model_name"
     ]
-    snapshot_download(backbone, local_dir=root / backbone, revision=revision, allow_patterns=patterns)
-    for cache in root.rglob(".cache"):
-        if cache.is_dir():
-            import shutil
-
-            shutil.rmtree(cache, ignore_errors=True)
+    fetch(backbone, patterns)
     write_checksums(root)
     return root
