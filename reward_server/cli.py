@@ -117,6 +117,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--radcliq-version", choices=["v1", "v0"], default="v1")
     p.add_argument("--idf", action="store_true", help="IDF-weighted BERTScore (per request)")
     p.add_argument("--no-verify", action="store_true", help="skip checking checksums.sha256 at load")
+    p.add_argument(
+        "--cache-size",
+        type=int,
+        default=4096,
+        help="texts whose features (token embeddings, [CLS], RadGraph sets) stay cached; 0 disables",
+    )
 
 
 def _load_scorer(args: argparse.Namespace):
@@ -129,6 +135,7 @@ def _load_scorer(args: argparse.Namespace):
         idf=args.idf,
         dtype=args.dtype,
         verify=not args.no_verify,
+        cache_size=args.cache_size,
     )
 
 
