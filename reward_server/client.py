@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -83,6 +84,16 @@ def _retry_after(response: httpx.Response | None) -> float:
         return 0.0  # HTTP-date form: fall back to our own backoff
 
 
+@dataclass
+class _Tries:
+    """One call's attempts: the replica it started on, when, how many tries and how many 5xx so far."""
+
+    replica: int
+    start: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+    errors: int = 0
+
+
 class _Base:
     """Configuration, chunk planning and the retry policy shared by both clients."""
 
@@ -131,6 +142,31 @@ class _Base:
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         backoff = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1))
         return max(backoff * (0.5 + random.random() / 2), _retry_after(response))
+
+    def _next_url(self, tries: _Tries) -> str:
+        url = self.urls[(tries.replica + tries.attempts) % len(self.urls)]
+        tries.attempts += 1
+        return url
+
+    def _outcome(
+        self, tries: _Tries, url: str, response: httpx.Response | None, error: Exception | None
+    ) -> float | None:
+        """None when ``response`` is the answer; else the delay before the next try (raises past the budget)."""
+        if error is not None:
+            kind, last = "unavailable", f"{type(error).__name__}: {error}"
+        else:
+            kind = self._judge(response, url)
+            if kind == "ok":
+                return None
+            last = f"HTTP {response.status_code}: {_detail(response)}"
+        tries.errors += kind == "error"
+        elapsed = time.monotonic() - tries.start
+        remaining = self.retry_budget_s - elapsed
+        if remaining <= 0 or (kind == "error" and tries.errors > self.max_error_retries):
+            status = response.status_code if response is not None else None
+            detail = _detail(response) if response is not None else None
+            raise self._give_up(kind, url, tries.attempts, elapsed, last, status, detail)
+        return min(self._delay(tries.attempts, response), remaining)
 
     def _judge(self, response: httpx.Response, url: str) -> str:
         """'ok', 'unavailable' or 'error' (both retried); raises RewardRequestError for a 4xx."""
@@ -200,35 +236,17 @@ class RewardClient(_Base):
 
     def _request(self, method: str, path: str, replica: int, json: Any = None) -> tuple[httpx.Response, str]:
         """One call with retries; a retry goes to the next replica. Returns the 200 response and its URL."""
-        start = time.monotonic()
-        attempts = errors = 0
+        tries = _Tries(replica)
         while True:
-            url = self.urls[(replica + attempts) % len(self.urls)]
-            attempts += 1
-            response = None
+            url, response, error = self._next_url(tries), None, None
             try:
                 response = self._client.request(method, url + path, json=json)
-                kind = self._judge(response, url)
-                last = f"HTTP {response.status_code}: {_detail(response)}" if kind != "ok" else ""
             except httpx.TransportError as e:
-                kind, last = "unavailable", f"{type(e).__name__}: {e}"
-            if kind == "ok":
+                error = e
+            delay = self._outcome(tries, url, response, error)
+            if delay is None:
                 return response, url
-            errors += kind == "error"
-            elapsed = time.monotonic() - start
-            remaining = self.retry_budget_s - elapsed
-            if remaining <= 0 or (kind == "error" and errors > self.max_error_retries):
-                status = response.status_code if response is not None else None
-                raise self._give_up(
-                    kind,
-                    url,
-                    attempts,
-                    elapsed,
-                    last,
-                    status,
-                    _detail(response) if response is not None else None,
-                )
-            time.sleep(min(self._delay(attempts, response), remaining))
+            time.sleep(delay)
 
     def info(self, replica: int = 0) -> dict:
         response, _ = self._request("GET", "/v1/info", replica)
@@ -318,35 +336,17 @@ class AsyncRewardClient(_Base):
     async def _request(
         self, method: str, path: str, replica: int, json: Any = None
     ) -> tuple[httpx.Response, str]:
-        start = time.monotonic()
-        attempts = errors = 0
+        tries = _Tries(replica)
         while True:
-            url = self.urls[(replica + attempts) % len(self.urls)]
-            attempts += 1
-            response = None
+            url, response, error = self._next_url(tries), None, None
             try:
                 response = await self._http().request(method, url + path, json=json)
-                kind = self._judge(response, url)
-                last = f"HTTP {response.status_code}: {_detail(response)}" if kind != "ok" else ""
             except httpx.TransportError as e:
-                kind, last = "unavailable", f"{type(e).__name__}: {e}"
-            if kind == "ok":
+                error = e
+            delay = self._outcome(tries, url, response, error)
+            if delay is None:
                 return response, url
-            errors += kind == "error"
-            elapsed = time.monotonic() - start
-            remaining = self.retry_budget_s - elapsed
-            if remaining <= 0 or (kind == "error" and errors > self.max_error_retries):
-                status = response.status_code if response is not None else None
-                raise self._give_up(
-                    kind,
-                    url,
-                    attempts,
-                    elapsed,
-                    last,
-                    status,
-                    _detail(response) if response is not None else None,
-                )
-            await asyncio.sleep(min(self._delay(attempts, response), remaining))
+            await asyncio.sleep(delay)
 
     async def info(self, replica: int = 0) -> dict:
         response, _ = await self._request("GET", "/v1/info", replica)
