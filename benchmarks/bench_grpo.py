@@ -22,42 +22,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from reward_server.local import LocalRewardServer
+
 REPO = Path(__file__).resolve().parents[1]
 GOAL_SHARE = 0.05
-
-
-def start_server(model_dir: Path, device: str, port: int) -> tuple[subprocess.Popen, str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "reward_server.cli",
-        "serve",
-        "--model-dir",
-        str(model_dir),
-        "--device",
-        device,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_grpo(work: Path, mode: str, policy: Path, args: argparse.Namespace, reward: list[str]) -> dict:
@@ -167,7 +140,13 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
                 continue
-            proc, url = (None, args.url) if args.url else start_server(model_dir, args.device, free_port())
+            proc = None
+            if not args.url:  # its output is not interesting here; run_grpo waits for /ready itself
+                env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+                proc = LocalRewardServer(
+                    model_dir, device=args.device, log_path=work / "reward_server.log", env=env
+                )
+            url = args.url or proc.url
             try:
                 rows.append(
                     run_grpo(
@@ -176,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             finally:
                 if proc is not None:
-                    proc.terminate()
-                    proc.wait(timeout=60)
+                    proc.stop(timeout_s=60)
 
     info = {
         "device": args.device,

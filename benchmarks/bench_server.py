@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ import httpx
 import numpy as np
 
 from reward_server.client import AsyncRewardClient
+from reward_server.local import LocalRewardServer
 from reward_server.tinykit.corpus import synthetic_reports
 
 
@@ -104,42 +104,6 @@ def _summary(requests, latencies, wall, mean_batch) -> dict:
     }
 
 
-def start_server(args, model_dir: Path, port: int) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "reward_server.cli",
-        "serve",
-        "--model-dir",
-        str(model_dir),
-        "--port",
-        str(port),
-        "--max-batch-pairs",
-        str(args.max_batch_pairs),
-        "--max-wait-ms",
-        str(args.max_wait_ms),
-        "--dtype",
-        args.dtype,
-        "--log-level",
-        "warning",
-    ]
-    if args.device:
-        cmd += ["--device", args.device]
-    proc = subprocess.Popen(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become ready in 600 s")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
@@ -171,9 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     proc = None
     url = args.url
     if url is None:
-        port = int(os.environ.get("RRG_BENCH_PORT", "0")) or _free_port()
-        proc = start_server(args, model_dir, port)
-        url = f"http://127.0.0.1:{port}"
+        extra = [
+            "--max-batch-pairs",
+            str(args.max_batch_pairs),
+            "--max-wait-ms",
+            str(args.max_wait_ms),
+            "--dtype",
+            args.dtype,
+        ]
+        port = int(os.environ.get("RRG_BENCH_PORT", "0")) or None
+        proc = LocalRewardServer(model_dir, *extra, port=port, device=args.device)
+        proc.wait_ready(600)
+        url = proc.url
     rows = []
     try:
         # Warm-up (allocator, kernels, tokenizers) so the first configuration is not penalised.
@@ -195,22 +168,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"mode": "in-process", "trainers": n, **run_in_process(scorer, reqs)})
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(60)
+            proc.stop(timeout_s=60)
         if tmp is not None:
             tmp.cleanup()
     _print(rows, args)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _print(rows: list[dict], args) -> None:

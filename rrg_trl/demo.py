@@ -25,9 +25,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,82 +124,6 @@ def make_parser():
 
 def _say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RewardServerProcess:
-    """``rrg-reward serve`` in a child process on loopback; :meth:`stop` always leaves no process behind."""
-
-    def __init__(self, model_dir: Path, port: int, log_path: Path):
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        cmd = [
-            sys.executable,
-            "-m",
-            "reward_server.cli",
-            "serve",
-            "--model-dir",
-            str(model_dir),
-            "--device",
-            "cpu",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        # One thread: the demo's trainer shares the same few cores, and the tiny encoders do not need more.
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-        self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        self.pid = self.proc.pid
-        self.pid_path = log_path.with_suffix(".pid")  # lets a user (or a test) find the process if needed
-        self.pid_path.write_text(f"{self.pid}\n")
-        self.returncode: int | None = None
-
-    def wait_ready(self, timeout_s: float) -> float:
-        """Seconds until ``/ready`` answered 200; raises with the server's log when it dies or times out."""
-        import httpx
-
-        start = time.monotonic()
-        while time.monotonic() - start < timeout_s:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the reward server exited with code {self.proc.returncode} before it was ready; "
-                    f"its log ({self.log_path}) ends with:\n{self._log_tail()}"
-                )
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return time.monotonic() - start
-            time.sleep(0.25)
-        raise RuntimeError(
-            f"the reward server at {self.url} was not ready after {timeout_s:g}s; its log "
-            f"({self.log_path}) ends with:\n{self._log_tail()}"
-        )
-
-    def _log_tail(self, lines: int = 15) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM (graceful shutdown), then SIGKILL if it does not exit in ``timeout_s``; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        self.pid_path.unlink(missing_ok=True)
-        self.returncode = self.proc.returncode
-        return self.returncode
 
 
 @contextlib.contextmanager
@@ -429,9 +350,16 @@ def main(config: DemoConfig) -> dict[str, Any]:
             make_tiny(paths["scorer_models"], seed=config.seed)
             phase("scorer_kit_s", t0)
 
-            port = config.port or free_port()
-            _say(f"starting the reward server on 127.0.0.1:{port} (log: {paths['reward_server_log']})")
-            server = RewardServerProcess(paths["scorer_models"], port, paths["reward_server_log"])
+            from reward_server.local import LocalRewardServer
+
+            # One thread: the demo's trainer shares the same few cores, and the tiny encoders need no more.
+            server = LocalRewardServer(
+                paths["scorer_models"],
+                port=config.port,
+                log_path=paths["reward_server_log"],
+                env={"OMP_NUM_THREADS": "1"},
+            )
+            _say(f"starting the reward server on {server.url} (log: {paths['reward_server_log']})")
 
             t0 = time.perf_counter()
             from rrg_trl.modeling import make_tiny_policy

@@ -5,17 +5,15 @@ from __future__ import annotations
 import functools
 import os
 import random
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import httpx
 import uvicorn
 
+from reward_server.local import free_port, serve_command, wait_ready  # noqa: F401 (used by the tests)
 from reward_server.server import ServerSettings, create_app
 from reward_server.tinykit.corpus import synthetic_reports
 
@@ -134,44 +132,10 @@ class LiveServer:
         self.stop()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def spawn_server(model_dir: str | Path, port: int, *extra: str, env: dict | None = None) -> subprocess.Popen:
     """``rrg-reward serve`` in a child process (what users run), logs to a pipe."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "reward_server.cli",
-        "serve",
-        "--model-dir",
-        str(model_dir),
-        "--device",
-        "cpu",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *extra,
-    ]
+    cmd = serve_command(model_dir, port, *extra)
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
     return subprocess.Popen(
         cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-
-
-def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {timeout}s")
