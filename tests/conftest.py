@@ -28,6 +28,33 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny(tmp_path_factory.mktemp("tiny-kit") / "models", seed=0)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Pin one intra-op thread for every test, even after code under test (the demo) changed it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory):
+    """``tiny_policy(family)`` -> directory of that family's tiny policy (seed 0), written once per session."""
+    from rrg_trl.modeling import make_tiny_policy
+
+    root = tmp_path_factory.mktemp("tiny-policies")
+    built: dict = {}
+
+    def get(family: str):
+        if family not in built:
+            built[family] = make_tiny_policy(root / family, family=family, seed=0)
+        return built[family]
+
+    return get
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real public data); tests that need it skip cleanly on a user's fresh clone."""

@@ -31,15 +31,6 @@ from tests.parity.pairs import iu_reports, make_pairs
 from tests.parity.ref_env import run_reference
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Two shared cores: torch's spinning intra-op threads make tiny ops ~20x slower under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def radgraph(tiny_model_dir) -> RadGraph:
     files = ModelFiles.locate(tiny_model_dir, verify=False)
@@ -48,7 +39,7 @@ def radgraph(tiny_model_dir) -> RadGraph:
 
 def reference(model_dir, cache_root, texts: list[str], pairs: list[tuple[int, int]]) -> dict:
     old = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"  # the reference subprocess inherits it (see _one_thread)
+    os.environ["OMP_NUM_THREADS"] = "1"  # the batch-1 reference is ~20x slower with 2 spinning threads
     try:
         return run_reference("run_ref_radgraph.py", model_dir, cache_root, {"texts": texts, "pairs": pairs})
     finally:

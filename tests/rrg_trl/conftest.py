@@ -7,24 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.rrg_trl.stage_helpers import single_thread
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny models are dominated by thread hand-offs: one intra-op thread is much faster on a shared CPU."""
-    with single_thread():
-        yield
-
 
 @pytest.fixture(scope="session")
-def policy_dir(tmp_path_factory) -> Path:
+def policy_dir(tiny_policy) -> Path:
     """The tiny Qwen2-VL policy the tiny recipes train (``rrg-trl make-tiny-policy``)."""
-    from rrg_trl.modeling import make_tiny_policy
-
-    return make_tiny_policy(
-        tmp_path_factory.mktemp("stage-policy") / "tiny-policy", family="qwen2_vl", seed=0
-    )
+    return tiny_policy("qwen2_vl")
 
 
 @pytest.fixture(scope="session")
@@ -48,14 +35,13 @@ def sft_runs(policy_dir, tmp_path_factory):
     """``rrg_trl.sft`` on the tiny recipe: two steps, then a relaunch with max_steps=3 that must resume from
     checkpoint-2. The GRPO / RLOO tests start from its output (a LoRA adapter directory)."""
     from rrg_trl import sft
-    from tests.rrg_trl.stage_helpers import StepCounter, VisionCalls, run_stage, single_thread, stage_argv
+    from tests.rrg_trl.stage_helpers import StepCounter, VisionCalls, run_stage, stage_argv
 
     out = tmp_path_factory.mktemp("sft") / "tiny-sft"
     common = ["--model_name_or_path", str(policy_dir), "--save_steps", "2", "--synthetic_num_train", "16"]
     vision, counter = VisionCalls(), StepCounter()
-    with single_thread():
-        first = run_stage(sft, stage_argv("sft", out, *common, "--max_steps", "2"), vision.callback)
-        second = run_stage(sft, stage_argv("sft", out, *common, "--max_steps", "3"), counter.callback)
+    first = run_stage(sft, stage_argv("sft", out, *common, "--max_steps", "2"), vision.callback)
+    second = run_stage(sft, stage_argv("sft", out, *common, "--max_steps", "3"), counter.callback)
     return SimpleNamespace(
         first=first, second=second, out=out, vision_calls=len(vision.calls), steps_after_resume=counter.steps
     )

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_RECIPES = REPO / "recipes" / "tiny"
-
-
-@contextlib.contextmanager
-def single_thread():
-    """One intra-op torch thread: tiny models are dominated by thread hand-offs on a shared CPU."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def stage_argv(stage: str, output_dir: Path, *overrides: str) -> list[str]:

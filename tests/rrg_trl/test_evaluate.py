@@ -7,7 +7,6 @@ import json
 import math
 
 import pytest
-import torch
 import yaml
 from PIL import Image
 from transformers import TrainerState
@@ -19,21 +18,6 @@ from rrg_trl.evaluation.table import TABLE_KEYS, TABLE_METRICS
 from rrg_trl.metrics import meteor_unavailable_reason
 
 NLG_KEYS = ("BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4", "METEOR", "ROUGE_L", "CIDEr")
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def policy_dir(tmp_path_factory):
-    from rrg_trl.modeling import make_tiny_policy
-
-    return make_tiny_policy(tmp_path_factory.mktemp("policy") / "qwen2_vl", seed=0)
 
 
 @pytest.fixture(scope="module")

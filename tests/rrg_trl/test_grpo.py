@@ -30,8 +30,6 @@ from tests.rrg_trl.stage_helpers import (
 )
 from tests.rrg_trl.toy_rewards import token_share
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 COMPONENT_KEYS = [f"rewards/{name}/mean" for name in ("radcliq", "radgraph", "bertscore", "semb", "bleu2")]
 
 

@@ -9,9 +9,7 @@ import torch
 
 from rrg_trl.configs import RRGScriptArguments
 from rrg_trl.model_utils import BASE_MODEL_DIR, adapter_chain, get_peft_config, get_policy, is_adapter_dir
-from tests.rrg_trl.stage_helpers import logged, run_stage, single_thread, stage_argv
-
-pytestmark = pytest.mark.usefixtures("one_thread")
+from tests.rrg_trl.stage_helpers import logged, run_stage, stage_argv
 
 
 def model_args(**kw):
@@ -165,26 +163,25 @@ def test_lmrrg_from_parts_sft_then_grpo(lmrrg_parts, reward_server, tmp_path):
     from rrg_trl import grpo, sft
 
     sft_out = tmp_path / "lm-rrg-sft"
-    with single_thread():
-        result = run_stage(
-            sft,
-            stage_argv(
-                "sft",
-                sft_out,
-                "--model_name_or_path",
-                "null",
-                "--vision_model_name_or_path",
-                str(lmrrg_parts / "vision"),
-                "--text_model_name_or_path",
-                str(lmrrg_parts / "text"),
-                "--max_steps",
-                "1",
-                "--synthetic_num_train",
-                "8",
-                "--save_strategy",
-                "no",
-            ),
-        )
+    result = run_stage(
+        sft,
+        stage_argv(
+            "sft",
+            sft_out,
+            "--model_name_or_path",
+            "null",
+            "--vision_model_name_or_path",
+            str(lmrrg_parts / "vision"),
+            "--text_model_name_or_path",
+            str(lmrrg_parts / "text"),
+            "--max_steps",
+            "1",
+            "--synthetic_num_train",
+            "8",
+            "--save_strategy",
+            "no",
+        ),
+    )
     assert result.global_step == 1
     adapter = json.loads((sft_out / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str((sft_out / BASE_MODEL_DIR).resolve())

@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
-
 from rrg_trl import rloo
 from tests.rrg_trl.stage_helpers import StepCounter, logged, run_stage, stage_argv
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_rloo_from_the_sft_adapter_then_resumes(sft_runs, reward_server, tmp_path):

@@ -10,8 +10,6 @@ import pytest
 
 from tests.rrg_trl.stage_helpers import REPO, logged
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def test_sft_trains_lora_on_image_and_report(sft_runs, policy_dir):
     first, out = sft_runs.first, sft_runs.out

@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from reward_server.tinykit.corpus import synthetic_reports
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models are dominated by thread hand-offs: one intra-op thread is much faster on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +15,8 @@ def scorer(tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
-def policy_dir(tmp_path_factory):
-    from rrg_trl.modeling import make_tiny_policy
-
-    return make_tiny_policy(tmp_path_factory.mktemp("eval-policy") / "qwen2_vl", family="qwen2_vl", seed=0)
+def policy_dir(tiny_policy):
+    return tiny_policy("qwen2_vl")
 
 
 @pytest.fixture(scope="session")
