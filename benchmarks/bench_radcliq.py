@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from reward_server import RadCliQScorer  # noqa: E402
+from reward_server.batching import distinct_longest_first, padded_batches  # noqa: E402
 from reward_server.tinykit import make_tiny  # noqa: E402
 from reward_server.tinykit.corpus import synthetic_reports  # noqa: E402
 from tests.parity.pairs import iu_reports  # noqa: E402
@@ -85,20 +86,14 @@ def time_ours(scorer: RadCliQScorer, requests) -> tuple[float, list[float]]:
 def time_floor(scorer: RadCliQScorer, requests) -> float:
     """Bare encoder forwards over each request's distinct texts (BERTScore, CheXbert, RadGraph backbones)."""
     bert = scorer.bertscore
-    pad = bert.tokenizer.pad_token_id
     start = time.perf_counter()
     for hyps, refs in requests:
         texts = list(dict.fromkeys([*hyps, *refs]))
-        ids = sorted(bert.tokenize(texts), key=len, reverse=True)
-        for i in range(0, len(ids), bert.batch_size):
-            chunk = ids[i : i + bert.batch_size]
-            width = len(chunk[0])
-            x = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(x)
-            for j, row in enumerate(chunk):
-                x[j, : len(row)] = torch.tensor(row)
-                mask[j, : len(row)] = 1
-            bert.model(input_ids=x.to(bert.device), attention_mask=mask.to(bert.device))
+        seqs = distinct_longest_first(bert.tokenize(texts))
+        for _, input_ids, mask, _ in padded_batches(
+            seqs, bert.batch_size, bert.tokenizer.pad_token_id, bert.device
+        ):
+            bert.model(input_ids=input_ids, attention_mask=mask)
         scorer.chexbert.embed(texts)  # tokenise + one forward per distinct text: already the bare encoder
         scorer.radgraph.encoder_forward(texts)
     return time.perf_counter() - start

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from reward_server.batching import distinct_longest_first, padded_batches
 from reward_server.texts import check_pairs, check_texts
 
 BASELINE_EN = Path(__file__).resolve().parent / "data" / "bertscore_baseline_en.tsv"
@@ -213,22 +214,16 @@ class BERTScorer:
     def encode(self, texts: Sequence[str]) -> list[TokenEmbeddings]:
         """Token vectors per text; one forward per distinct token sequence, length-sorted batches."""
         all_ids = self.tokenize(texts)
-        distinct = list(dict.fromkeys(tuple(ids) for ids in all_ids))
-        distinct.sort(key=len, reverse=True)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         done: dict[tuple[int, ...], TokenEmbeddings] = {}
-        for start in range(0, len(distinct), self.batch_size):
-            batch = distinct[start : start + self.batch_size]
-            lens = torch.tensor([len(ids) for ids in batch])
-            input_ids = pad_sequence(
-                [torch.tensor(ids) for ids in batch], batch_first=True, padding_value=pad
-            )
-            mask = (torch.arange(input_ids.shape[1])[None, :] < lens[:, None]).long()
-            hidden = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))[0]
+        for batch, input_ids, mask, lens in padded_batches(
+            distinct_longest_first(all_ids), self.batch_size, pad, self.device
+        ):
+            hidden = self.model(input_ids=input_ids, attention_mask=mask)[0]
             hidden = hidden.float()
             # bert-score normalises in float32 with no eps (greedy_cos_idf).
             hidden = hidden / torch.norm(hidden, dim=-1).unsqueeze(-1)
-            for ids, n, vecs in zip(batch, lens.tolist(), hidden, strict=True):
+            for ids, n, vecs in zip(batch, lens, hidden, strict=True):
                 done[ids] = TokenEmbeddings(torch.tensor(ids), vecs[:n].clone())
         return [done[tuple(ids)] for ids in all_ids]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
+from reward_server.batching import distinct_longest_first, padded_batches
 from reward_server.texts import check_texts
 
 N_FOUR_WAY_HEADS = 13
@@ -127,20 +127,17 @@ class CheXbert(torch.nn.Module):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Last-layer [CLS] vectors, float32 ``[n, hidden]``; one forward per distinct token sequence."""
         all_ids = self.tokenize(texts)
-        distinct = sorted(set(map(tuple, all_ids)), key=len, reverse=True)
-        pad = self.tokenizer.pad_token_id or 0
+        distinct = distinct_longest_first(all_ids)
         rows: dict[tuple[int, ...], int] = {}
         out = torch.empty(len(distinct), self.bert.config.hidden_size, dtype=torch.float32)
-        for start in range(0, len(distinct), self.batch_size):
-            batch = distinct[start : start + self.batch_size]
-            lens = torch.tensor([len(ids) for ids in batch])
-            input_ids = pad_sequence(
-                [torch.tensor(ids) for ids in batch], batch_first=True, padding_value=pad
-            )
-            mask = (torch.arange(input_ids.shape[1])[None, :] < lens[:, None]).long()
-            hidden = self.bert(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))[0]
+        start = 0
+        for batch, input_ids, mask, _ in padded_batches(
+            distinct, self.batch_size, self.tokenizer.pad_token_id or 0, self.device
+        ):
+            hidden = self.bert(input_ids=input_ids, attention_mask=mask)[0]
             out[start : start + len(batch)] = hidden[:, 0].float().cpu()
             rows.update({ids: start + j for j, ids in enumerate(batch)})
+            start += len(batch)
         index = torch.tensor([rows[tuple(ids)] for ids in all_ids], dtype=torch.long)
         return out[index].numpy()
 
