@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rrg_trl.checkpoints import resolve_resume_checkpoint
+from rrg_trl.memory_logging import add_memory_logging
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def train_and_save(
 ) -> StageResult:
     """Train (resuming per ``resume_from_checkpoint``), save the model, metrics, state and ``run_info.json``."""
     checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    add_memory_logging(trainer)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = dict(result.metrics)
     metrics["train_samples"] = len(trainer.train_dataset)

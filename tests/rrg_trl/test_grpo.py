@@ -56,6 +56,8 @@ def test_grpo_from_the_sft_adapter_against_the_live_server(sft_runs, policy_dir,
         values = logged(result, key)
         assert len(values) == 2 and all(math.isfinite(v) for v in values), key
     assert logged(result, "reward_server/failed") == [0.0, 0.0]
+    peaks = [h["memory/peak_rss_gib"] for h in result.trainer.state.log_history if "loss" in h]
+    assert len(peaks) == 2 and 0 < peaks[0] <= peaks[1], "peak memory logged per step, never decreasing"
     for guard in ("empty", "too_short", "repetition", "truncated", "penalized"):
         assert len(logged(result, f"guards/{guard}")) == 2
     # The reward is -RadCliQ, guarded (only the weighted first reward is): the components are weight 0.

@@ -16,6 +16,10 @@ def test_sft_trains_lora_on_image_and_report(sft_runs, policy_dir):
     assert first.stage == "sft" and first.global_step == 2 and first.resumed_from is None
     losses = logged(first, "loss")
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    history = first.trainer.state.log_history
+    assert all(h.get("memory/peak_rss_gib", 0) > 0 for h in history if "loss" in h), (
+        "peak memory beside each loss"
+    )
     # A LoRA adapter (decoder only) and the processor, so the RL stages can start from this directory.
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(policy_dir.resolve())
