@@ -5,7 +5,7 @@
     rrg-trl rloo --config recipes/tiny/rloo.yaml
     rrg-trl evaluate ...
     rrg-trl demo ...
-    rrg-trl make-tiny-policy DIR [--family qwen2_vl] [--seed 0]
+    rrg-trl make-tiny-policy DIR [--family qwen2_vl] [--seed 0] [--size tiny|3b]
 
 Each subcommand runs in this process (``python -m rrg_trl.<stage>`` is the same). For several processes or
 GPUs use ``accelerate launch ... -m rrg_trl.<stage> --config ...`` (see recipes/README.md). Stages are
@@ -31,7 +31,7 @@ STAGES: dict[str, tuple[str, str]] = {
 
 def make_tiny_policy_run(argv: list[str] | None = None):
     """``rrg-trl make-tiny-policy DIR``: :func:`rrg_trl.modeling.make_tiny_policy` from the command line."""
-    from rrg_trl.modeling.tiny import FAMILIES
+    from rrg_trl.modeling.tiny import FAMILIES, SIZES
 
     parser = argparse.ArgumentParser(
         prog="rrg-trl make-tiny-policy", description=make_tiny_policy_run.__doc__
@@ -39,11 +39,19 @@ def make_tiny_policy_run(argv: list[str] | None = None):
     parser.add_argument("dir", help="output directory (replaced if it exists)")
     parser.add_argument("--family", choices=FAMILIES, default="qwen2_vl")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--size",
+        choices=SIZES,
+        default="tiny",
+        help="3b: the real Qwen2.5-VL-3B shape, random, bf16 (~6.9 GB; --family qwen2_5_vl; GPU benchmarks)",
+    )
     args = parser.parse_args(argv)
+    if args.size != "tiny" and args.family != "qwen2_5_vl":
+        parser.error(f"--size {args.size} is the Qwen2.5-VL-3B shape: use --family qwen2_5_vl")
     from rrg_trl.modeling import make_tiny_policy
 
-    out = make_tiny_policy(args.dir, family=args.family, seed=args.seed)
-    print(f"tiny {args.family} policy written to {out}")
+    out = make_tiny_policy(args.dir, family=args.family, seed=args.seed, size=args.size)
+    print(f"{args.size} {args.family} policy written to {out}")
     return out
 
 

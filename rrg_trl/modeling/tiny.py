@@ -24,6 +24,32 @@ import torch
 from rrg_trl.modeling.chat_template import IM_END, IM_START, chatml_template
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava", "idefics3", "smolvlm", "gemma3", "lmrrg")
+SIZES = ("tiny", "3b")
+
+# ``size="3b"``: Qwen2.5-VL-3B-Instruct's architecture (its config.json), random weights, for GPU speed and
+# memory measurements (bench_grpo). Only the vocabulary stays the tiny offline BPE (~1k tokens vs 151,936:
+# no hub tokenizer here), so embedding and LM head are ~0.6 B parameters smaller than the real model's.
+QWEN2_5_VL_3B_TEXT = {
+    "hidden_size": 2048,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 36,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": True,
+}
+QWEN2_5_VL_3B_ROPE = {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]}
+QWEN2_5_VL_3B_VISION = {
+    "depth": 32,
+    "hidden_size": 1280,
+    "intermediate_size": 3420,
+    "num_heads": 16,
+    "out_hidden_size": 2048,
+    "window_size": 112,
+    "fullatt_block_indexes": [7, 15, 23, 31],
+}
+# 448x448 pixels (a common CXR input size) -> 32x32 patches -> 256 image tokens after the 2x2 merge.
+QWEN2_5_VL_3B_PIXELS = 448 * 448
 
 # Shared tiny text-decoder shape.
 HIDDEN = 32
@@ -121,7 +147,7 @@ def _text_kwargs(tokenizer) -> dict:
     }
 
 
-def _build_qwen_vl(tokenizer, family: str):
+def _build_qwen_vl(tokenizer, family: str, size: str = "tiny"):
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from rrg_trl.modeling.image_only import IMAGE_ONLY_PROCESSORS
@@ -147,16 +173,21 @@ def _build_qwen_vl(tokenizer, family: str):
             window_size=56,
             fullatt_block_indexes=[0],
         )
+    text = {**_text_kwargs(tokenizer), "rope_parameters": rope}
+    pixels = 56 * 56  # 4x4 patches of 14 px -> 4 tokens after the 2x2 merge
+    if size == "3b":
+        text.update(QWEN2_5_VL_3B_TEXT, rope_parameters=QWEN2_5_VL_3B_ROPE)
+        vision.update(QWEN2_5_VL_3B_VISION)
+        pixels = QWEN2_5_VL_3B_PIXELS
     config = Config(
-        text_config={**_text_kwargs(tokenizer), "rope_parameters": rope},
+        text_config=text,
         vision_config=vision,
         image_token_id=ids("<|image_pad|>"),
         video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"),
         vision_end_token_id=ids("<|vision_end|>"),
     )
-    # 56x56 pixels -> 4x4 patches of 14 px -> 4 tokens after the 2x2 merge.
-    image_processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56)
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=pixels, max_pixels=pixels)
     processor = IMAGE_ONLY_PROCESSORS[family](image_processor=image_processor, tokenizer=tokenizer)
     return Model(config), processor
 
@@ -291,13 +322,21 @@ _BUILDERS: dict[str, Callable] = {
 }
 
 
-def build_tiny_policy(family: str = "qwen2_vl", seed: int = 0):
-    """The tiny (model, processor) pair in memory, deterministic for a given seed."""
+def build_tiny_policy(family: str = "qwen2_vl", seed: int = 0, size: str = "tiny"):
+    """The tiny (model, processor) pair in memory, deterministic for a given seed.
+
+    ``size="3b"`` (``qwen2_5_vl`` only) gives the real-shaped policy of :data:`QWEN2_5_VL_3B_TEXT` instead.
+    """
     if family not in _BUILDERS:
         raise ValueError(f"unknown tiny policy family {family!r}; choose one of {FAMILIES}")
+    if size not in SIZES:
+        raise ValueError(f"unknown policy size {size!r}; choose one of {SIZES}")
+    if size != "tiny" and family != "qwen2_5_vl":
+        raise ValueError(f"size {size!r} is the Qwen2.5-VL-3B shape: use family 'qwen2_5_vl', not {family!r}")
     tokenizer = make_tokenizer(family, seed)
     torch.manual_seed(seed)
-    model, processor = _BUILDERS[family](tokenizer, family)
+    builder = _BUILDERS[family]
+    model, processor = builder(tokenizer, family, size) if size != "tiny" else builder(tokenizer, family)
     processor.chat_template = chatml_template(IMAGE_PLACEHOLDER[family])
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -306,15 +345,20 @@ def build_tiny_policy(family: str = "qwen2_vl", seed: int = 0):
 
 
 def make_tiny_policy(
-    out_dir: str | Path, family: str = "qwen2_vl", seed: int = 0, overwrite: bool = True
+    out_dir: str | Path, family: str = "qwen2_vl", seed: int = 0, overwrite: bool = True, size: str = "tiny"
 ) -> Path:
-    """Write a tiny random policy (model + processor + tokenizer + chat template) to ``out_dir``."""
+    """Write a tiny random policy (model + processor + tokenizer + chat template) to ``out_dir``.
+
+    ``size="3b"`` writes the real-shaped Qwen2.5-VL-3B policy in bfloat16 (~6.9 GB; minutes on a CPU).
+    """
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out} is not empty")
         shutil.rmtree(out)
-    model, processor = build_tiny_policy(family, seed)
+    model, processor = build_tiny_policy(family, seed, size)
+    if size != "tiny":
+        model = model.to(torch.bfloat16)  # the dtype such checkpoints ship in: half the disk and load time
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)

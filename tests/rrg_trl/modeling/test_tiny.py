@@ -81,3 +81,37 @@ def test_tokenizer_is_trained_on_report_text(tiny_policy):
 def test_unknown_family_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown tiny policy family 'blip'"):
         make_tiny_policy(tmp_path, family="blip")
+
+
+def test_3b_size_is_qwen2_5_vl_3b_shaped():
+    """The real-shaped benchmark policy: Qwen2.5-VL-3B-Instruct's published config (built on the meta
+    device: no memory), 256 image tokens for a 448 px image."""
+    from PIL import Image
+
+    from rrg_trl.modeling.tiny import build_tiny_policy
+
+    with torch.device("meta"):
+        model, processor = build_tiny_policy("qwen2_5_vl", size="3b")
+    text, vision = model.config.text_config, model.config.vision_config
+    assert (text.hidden_size, text.intermediate_size, text.num_hidden_layers) == (2048, 11008, 36)
+    assert (text.num_attention_heads, text.num_key_value_heads) == (16, 2)
+    assert (vision.depth, vision.hidden_size, vision.intermediate_size, vision.num_heads) == (
+        32,
+        1280,
+        3420,
+        16,
+    )
+    assert vision.out_hidden_size == 2048 and vision.fullatt_block_indexes == [7, 15, 23, 31]
+    n = sum(p.numel() for p in model.parameters())
+    # The real checkpoint's 3,754,622,976 parameters, with its 151,936-token tied embedding swapped for ours.
+    assert n - text.vocab_size * 2048 + 151936 * 2048 == 3_754_622_976
+    image = Image.new("L", (512, 512)).convert("RGB")
+    grid = processor.image_processor(images=[image], return_tensors="pt")["image_grid_thw"]
+    assert int(grid.prod()) // 4 == 256
+
+
+def test_3b_size_only_for_qwen2_5_vl(tmp_path):
+    with pytest.raises(ValueError, match="use family 'qwen2_5_vl'"):
+        make_tiny_policy(tmp_path, family="llava", size="3b")
+    with pytest.raises(ValueError, match="unknown policy size '7b'"):
+        make_tiny_policy(tmp_path, family="qwen2_5_vl", size="7b")
