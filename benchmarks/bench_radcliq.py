@@ -31,6 +31,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from machine import device_name  # noqa: E402
+
 from reward_server import RadCliQScorer  # noqa: E402
 from reward_server.batching import distinct_longest_first, padded_batches  # noqa: E402
 from reward_server.tinykit import make_tiny  # noqa: E402
@@ -123,10 +125,8 @@ def main() -> None:
         reports, source = [r for r in iu_reports(annotation, "train") if r.strip()], "IU X-ray train findings"
     else:
         reports, source = synthetic_reports(500, seed=1), "synthetic reports (no IU X-ray copy found)"
-    device_name = (
-        torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()}"
-    )
-    print(f"texts: {source}; weights: {args.size} random ({model_dir}); device: {device_name}", flush=True)
+    machine = device_name(args.device)
+    print(f"texts: {source}; weights: {args.size} random ({model_dir}); device: {machine}", flush=True)
 
     exact = RadCliQScorer.from_pretrained(model_dir, device=args.device, idf=True)
     fast = RadCliQScorer.from_pretrained(model_dir, device=args.device, idf=True, dtype=torch.bfloat16)
@@ -183,9 +183,7 @@ def main() -> None:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
-        json.dumps(
-            {"device": device_name, "texts": source, "weights": args.size, "results": results}, indent=2
-        )
+        json.dumps({"device": machine, "texts": source, "weights": args.size, "results": results}, indent=2)
     )
     print(f"wrote {out}")
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import torch
+from machine import device_name
 
 from reward_server.client import AsyncRewardClient
 from reward_server.local import LocalRewardServer
@@ -181,7 +183,7 @@ def _print(rows: list[dict], args) -> None:
     print(
         f"\nGRPO-like load: {args.refs} refs x {args.group} hypotheses per request, {args.rounds} rounds, "
         f"max_batch_pairs={args.max_batch_pairs}, max_wait_ms={args.max_wait_ms}, size={args.size}, "
-        f"device={args.device or 'auto'}"
+        f"device={args.device or 'auto'} on {device_name(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))}"
     )
     head = (
         f"{'mode':<11}{'trainers':>9}{'requests':>9}{'pairs':>7}{'wall_s':>8}{'req/s':>8}{'pairs/s':>9}"

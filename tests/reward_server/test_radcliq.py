@@ -122,6 +122,22 @@ def test_empty_request(scorer):
     assert scorer.score_many([]) == []
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_matches_cpu(tiny_model_dir, scorer):
+    """The exact float32 mode is exact on the GPU too: every component within 1e-5 of the CPU, per pair,
+    over identical, edited, unrelated, empty and over-length pairs, with batching across several texts."""
+    pairs = make_pairs(synthetic_reports(120, seed=61), 96, seed=62)
+    hyps, refs = [p[0] for p in pairs], [p[1] for p in pairs]
+    gpu = RadCliQScorer.from_pretrained(tiny_model_dir, device="cuda")
+    assert gpu.info()["device"].startswith("cuda")
+    cpu_rows, gpu_rows = scorer.score(hyps, refs), gpu.score(hyps, refs)
+    for key in ("radcliq", *FEATURES):
+        diff = np.abs(np.array([r[key] for r in gpu_rows]) - np.array([r[key] for r in cpu_rows]))
+        assert diff.max() <= 1e-5, (
+            f"{key}: GPU differs from CPU by {diff.max():.2e} at pair {int(diff.argmax())}"
+        )
+
+
 def test_bfloat16_mode_stays_close(tiny_model_dir, scorer):
     """bf16 is an opt-in speed mode; the benchmark reports its deviation on real-shaped weights."""
     fast = RadCliQScorer.from_pretrained(tiny_model_dir, device="cpu", dtype=torch.bfloat16)
