@@ -69,7 +69,8 @@ def run_grpo(work: Path, mode: str, policy: Path, args: argparse.Namespace, rewa
     ]
     if args.device != "cpu":
         argv += ["--use_cpu", "false", "--bf16", "true"]  # bf16 autocast, as the GPU recipes and configs run
-    if args.policy_size == "3b":  # weights as the real checkpoint ships them, images as CXR pipelines feed them
+    if args.policy_size == "3b":
+        # Weights in the dtype the real checkpoint ships in, images at the size CXR pipelines feed.
         argv += ["--dtype", "bfloat16", "--image_size", "448"]
     start = time.perf_counter()
     if args.accelerate_config:
