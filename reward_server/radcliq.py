@@ -9,6 +9,7 @@ The same code serves evaluation (``rrg_trl.evaluate``) and the reward server.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -25,6 +26,14 @@ from reward_server.radgraph import RadGraph, entity_set, relation_set, set_f1
 from reward_server.texts import check_pairs
 
 PAIR_KEYS = ("radcliq", *FEATURES)
+
+logger = logging.getLogger(__name__)
+
+
+def tf32_matmul_enabled() -> bool:
+    """Whether float32 CUDA matmuls in this process may run as TF32 (a trainer's ``tf32: true`` or
+    ``torch.set_float32_matmul_precision("high")`` sets this process-wide; PyTorch's default is off)."""
+    return bool(torch.backends.cuda.matmul.allow_tf32) or torch.get_float32_matmul_precision() != "highest"
 
 
 @dataclass
@@ -99,6 +108,7 @@ class RadCliQScorer:
         self.idf = idf
         self.cache = FeatureCache(cache_size)
         self.files = files
+        self._warned_tf32 = False
 
     @classmethod
     def from_pretrained(
@@ -137,6 +147,7 @@ class RadCliQScorer:
         found = self.cache.get_many(distinct)
         todo = [t for t in distinct if t not in found]
         if todo:
+            self._check_precision()
             bert = self.bertscore.encode(todo)
             cls_vecs = self.chexbert.embed(todo)
             annotations = self.radgraph.annotate(todo)
@@ -153,6 +164,18 @@ class RadCliQScorer:
             self.cache.put_many(new)
             found.update(new)
         return [found[t] for t in texts]
+
+    def _check_precision(self) -> None:
+        """Exact float32 on a GPU needs IEEE matmuls: say so once if this process has TF32 on."""
+        exact = self.bertscore.dtype == torch.float32 and self.bertscore.device.type == "cuda"
+        if exact and not self._warned_tf32 and tf32_matmul_enabled():
+            self._warned_tf32 = True
+            logger.warning(
+                "TF32 matmuls are enabled in this process (allow_tf32 / float32_matmul_precision=%r): float32 "
+                "scores will deviate from the reference by ~1e-3. Run the reward server in its own process, or "
+                "turn TF32 off, for exact RadCliQ.",
+                torch.get_float32_matmul_precision(),
+            )
 
     # ------------------------------------------------------------------ scoring
     def validate(self, hypotheses: Sequence[Any], references: Sequence[Any]) -> None:
@@ -227,6 +250,7 @@ class RadCliQScorer:
             "transformers_version": transformers.__version__,
             "device": str(self.bertscore.device),
             "dtype": str(self.bertscore.dtype).replace("torch.", ""),
+            "tf32_matmul": self.bertscore.device.type == "cuda" and tf32_matmul_enabled(),
             "cache": {
                 "entries": len(self.cache),
                 "max_entries": self.cache.max_entries,

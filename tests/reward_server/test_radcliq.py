@@ -8,6 +8,7 @@ import torch
 
 from reward_server import RadCliQScorer
 from reward_server.model_files import CHECKSUMS, ModelFilesError
+from reward_server.radcliq import tf32_matmul_enabled
 from reward_server.tinykit.corpus import synthetic_reports
 from tests.parity.pairs import iu_reports, make_pairs
 from tests.parity.ref_env import run_reference
@@ -181,3 +182,18 @@ def test_checksum_mismatch_is_named(tiny_model_dir, tmp_path):
 def test_bad_version_fails_before_loading(tiny_model_dir):
     with pytest.raises(ValueError, match="unknown RadCliQ version"):
         RadCliQScorer.from_pretrained(tiny_model_dir, version="v9")
+
+
+def test_tf32_is_detected_and_reported(scorer):
+    """A trainer's TF32 setting is process-wide: the scorer tells (info, a warning on CUDA) instead of drifting."""
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("highest")
+        assert not tf32_matmul_enabled() or torch.backends.cuda.matmul.allow_tf32
+        torch.set_float32_matmul_precision("high")
+        assert tf32_matmul_enabled()
+        assert scorer.info()["tf32_matmul"] is False, (
+            "TF32 only concerns CUDA matmuls; this scorer is on the CPU"
+        )
+    finally:
+        torch.set_float32_matmul_precision(before)
