@@ -154,7 +154,11 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 for hyps, refs in requests:
                     ref = run_reference(
-                        "run_ref_radcliq.py", model_dir, tmp, {"hyps": hyps, "refs": refs, "idf": True}
+                        "run_ref_radcliq.py",
+                        model_dir,
+                        tmp,
+                        {"hyps": hyps, "refs": refs, "idf": True},
+                        device=args.device,
                     )
                     t_ref += ref["seconds"]
                     v_ref += ref["radcliq"]

@@ -103,12 +103,38 @@ def build_reference_cache(model_dir: str | Path, cache_root: str | Path) -> dict
     }
 
 
+def _visible_devices(device: str, visible: str | None) -> str:
+    """``CUDA_VISIBLE_DEVICES`` that makes ``device`` the reference's ``cuda:0`` ("" for the CPU)."""
+    kind, _, index = str(device).partition(":")
+    if kind == "cpu":
+        return ""
+    if kind != "cuda":
+        raise ValueError(f"the reference runs on 'cpu' or 'cuda[:N]', not {device!r}")
+    if not index:
+        return visible if visible is not None else "0"
+    ids = visible.split(",") if visible else None
+    if ids and int(index) >= len(ids):
+        raise ValueError(f"{device!r} is not among the visible GPUs (CUDA_VISIBLE_DEVICES={visible!r})")
+    return ids[int(index)] if ids else index
+
+
 def run_reference(
-    script: str, model_dir: str | Path, cache_root: str | Path, payload: dict, timeout: int = 1800
+    script: str,
+    model_dir: str | Path,
+    cache_root: str | Path,
+    payload: dict,
+    timeout: int = 1800,
+    device: str | None = None,
 ):
-    """Run ``tests/parity/<script>`` in a clean subprocess with the reference caches; JSON in, JSON out."""
+    """Run ``tests/parity/<script>`` in a clean subprocess with the reference caches; JSON in, JSON out.
+
+    The reference picks its own device (``cuda:0`` whenever one is visible). ``device`` pins it, so that a
+    benchmark compares like with like: "cpu" hides the GPUs from it, "cuda:N" shows it only GPU N.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "XDG_"))}
     env.update(build_reference_cache(model_dir, cache_root))
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = _visible_devices(device, env.get("CUDA_VISIBLE_DEVICES"))
     root = Path(cache_root)
     inp, out = root / f"{script}.in.json", root / f"{script}.out.json"
     inp.write_text(json.dumps(payload))
