@@ -4,8 +4,8 @@ Tokens: ``str(x).lower().replace(".", " .").split(" ")`` without empty strings, 
 separates tokens (tabs and newlines stay inside them) and only "." is split off. Score: NLTK's sentence BLEU
 with smoothing method1 as fast_bleu implements it: clipped n-gram matches over ``max(1, |H|-n+1)``; 0 if no
 unigram matches; any zero count becomes ``0.1 / denominator``; brevity penalty against the closest reference
-length (ties to the shorter); ``BP * exp(sum_n w_n ln p_n)``. Pure Python, no dependencies: a BLEU-2 pair is a
-few microseconds, far below the encoders' cost.
+length (ties to the shorter); ``BP * exp(sum_n w_n ln p_n)``. Pure Python, no dependencies: a BLEU-2 pair of IU
+X-ray reports takes ~50 µs, far below the encoders' cost.
 
 radeval's RadCliQ uses a pycocoevalcap-style BLEU instead (no lower-casing, other smoothing); BLEU's RadCliQ-v1
 weight is 4.3e-12, so the choice moves v1 by about 1e-11, but it matters for v0 and for BLEU reported alone.
@@ -30,7 +30,13 @@ def tokenize(text: str) -> list[str]:
 
 
 def ngrams(tokens: Sequence[str], n: int) -> Counter:
-    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    """Counts of the ``n``-grams; unigrams keyed by the token itself (the same key on both sides of a
+    comparison), longer ones by tuples of shifted views (counted in C: ~3x a slicing loop)."""
+    if n == 1:
+        return Counter(tokens)
+    if n == 2:
+        return Counter(zip(tokens, tokens[1:], strict=False))  # shifted views: unequal by design
+    return Counter(zip(*(tokens[i:] for i in range(n)), strict=False))
 
 
 def _float32(x: float) -> float:
@@ -49,11 +55,15 @@ def sentence_bleu(
     numerators, denominators = [], []
     for n in range(1, max_n + 1):
         counts = ngrams(hyp, n)
-        max_ref = Counter()
-        for ref in refs:
-            max_ref |= ngrams(ref, n)  # per-n-gram max count over the references
-        numerators.append(sum(min(c, max_ref[g]) for g, c in counts.items()))
-        denominators.append(max(1, sum(counts.values())))
+        if len(refs) == 1:  # RadCliQ's case: no union needed
+            max_ref = ngrams(refs[0], n)
+        else:
+            max_ref = Counter()
+            for ref in refs:
+                max_ref |= ngrams(ref, n)  # per-n-gram max count over the references
+        get = max_ref.get
+        numerators.append(sum(min(c, get(g, 0)) for g, c in counts.items()))
+        denominators.append(max(1, hyp_len - n + 1))  # = the number of hypothesis n-grams
     if numerators[0] == 0:
         return 0.0
     ref_len = min((abs(len(r) - hyp_len), len(r)) for r in refs)[1]
