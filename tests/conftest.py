@@ -19,6 +19,33 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RRG_SHARED_DATA", REPO.parent / "shared" / "data"))
 
+# `make test` (and so CI) installs every Python test dependency (the dev extra and radeval): there a skip for
+# a missing package means a broken install, and it fails instead of silently dropping parity or lint tests.
+# Skips for what pip cannot install (a GPU, a Java runtime, ../shared data) stay skips.
+REQUIRE_PYTHON_DEPS = os.environ.get("RRG_REQUIRE_TEST_DEPS") == "1"
+MISSING_PACKAGE = ("not installed", "could not import", "pip install")
+
+
+def _fail_missing_package_skip(report) -> None:
+    if REQUIRE_PYTHON_DEPS and report.skipped and any(m in str(report.longrepr) for m in MISSING_PACKAGE):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped for a missing Python package under RRG_REQUIRE_TEST_DEPS=1 (`make test` installs them all): "
+            f"{report.longrepr}"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_missing_package_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_missing_package_skip(outcome.get_result())
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
