@@ -28,32 +28,11 @@ def main(
     data_args: DataConfig,
     callbacks: Sequence[Any] | None = None,
 ) -> StageResult:
-    from transformers import set_seed
     from trl import RLOOTrainer
 
-    from rrg_trl.model_utils import get_peft_config, get_policy
-    from rrg_trl.reward_setup import build_reward_funcs, prepare_rewards, stop_token_ids
-    from rrg_trl.stage_runner import load_splits, setup_logging, train_and_save
+    from rrg_trl.stage_runner import run_rl_stage
 
-    setup_logging(training_args)
-    set_seed(training_args.seed)
-    rewards = prepare_rewards(script_args)  # fails fast when the reward server is not there
-    train_dataset, eval_dataset = load_splits(data_args, script_args, training_args, with_completion=False)
-    model, processor = get_policy(script_args, model_args, training_args, padding_side="left")
-    reward_funcs, training_args.reward_weights = build_reward_funcs(
-        script_args, training_args.reward_weights, stop_token_ids(model, processor), rewards=rewards
-    )
-    trainer = RLOOTrainer(
-        model=model,
-        reward_funcs=reward_funcs,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=processor,
-        peft_config=get_peft_config(model, model_args),
-        callbacks=list(callbacks or []),
-    )
-    return train_and_save(trainer, training_args, stage="rloo", data_args=data_args, model_args=model_args)
+    return run_rl_stage(RLOOTrainer, "rloo", script_args, training_args, model_args, data_args, callbacks)
 
 
 def make_parser():

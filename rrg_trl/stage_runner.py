@@ -1,4 +1,5 @@
-"""The steps every stage shares: logging, data splits, train (resuming), save, and what ``run`` returns.
+"""The steps every stage shares: logging, data splits, train (resuming), save, and what ``run`` returns;
+and :func:`run_rl_stage`, the whole body of the two RL stages, which differ only in TRL's trainer class.
 
 Kept out of the stage scripts so that ``rrg_trl.sft`` / ``grpo`` / ``rloo`` read like TRL's own scripts:
 parse, load, build the trainer, :func:`train_and_save`.
@@ -112,6 +113,43 @@ def train_and_save(
     return StageResult(
         stage, str(training_args.output_dir), trainer.state.global_step, metrics, checkpoint, trainer
     )
+
+
+def run_rl_stage(
+    trainer_cls: Any,
+    stage: str,
+    script_args: Any,
+    training_args: Any,
+    model_args: Any,
+    data_args: Any,
+    callbacks: Any = None,
+) -> StageResult:
+    """GRPO and RLOO share everything but the trainer class: rewards (server checked first), prompts, the policy
+    (left padding for generation), guarded reward functions, LoRA, train and save."""
+    from transformers import set_seed
+
+    from rrg_trl.model_utils import get_peft_config, get_policy
+    from rrg_trl.reward_setup import build_reward_funcs, prepare_rewards, stop_token_ids
+
+    setup_logging(training_args)
+    set_seed(training_args.seed)
+    rewards = prepare_rewards(script_args)  # fails fast when the reward server is not there
+    train_dataset, eval_dataset = load_splits(data_args, script_args, training_args, with_completion=False)
+    model, processor = get_policy(script_args, model_args, training_args, padding_side="left")
+    reward_funcs, training_args.reward_weights = build_reward_funcs(
+        script_args, training_args.reward_weights, stop_token_ids(model, processor), rewards=rewards
+    )
+    trainer = trainer_cls(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=processor,
+        peft_config=get_peft_config(model, model_args),
+        callbacks=list(callbacks or []),
+    )
+    return train_and_save(trainer, training_args, stage=stage, data_args=data_args, model_args=model_args)
 
 
 def _synthetic_share(dataset: Any) -> float:

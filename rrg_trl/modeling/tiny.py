@@ -84,6 +84,18 @@ IMAGE_PLACEHOLDER = {
 }
 
 
+# The SigLIP tower of the tiny Gemma 3 and LM-RRG policies: 32 px images, 4x4 patches of 8 px.
+TINY_SIGLIP_VISION = {
+    "model_type": "siglip_vision_model",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "image_size": 32,
+    "patch_size": 8,
+}
+
+
 @lru_cache(maxsize=8)
 def _trained_bpe_json(specials: tuple[str, ...], seed: int) -> str:
     """A byte-level BPE trained on synthetic report text (cached: training takes ~1 s)."""
@@ -273,15 +285,7 @@ def _build_gemma3(tokenizer, family: str):
     text.update(head_dim=HIDDEN // HEADS, query_pre_attn_scalar=HIDDEN // HEADS, sliding_window=64)
     config = Gemma3Config(
         text_config=text,
-        vision_config={
-            "model_type": "siglip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": 32,
-            "patch_size": 8,
-        },
+        vision_config=dict(TINY_SIGLIP_VISION),  # a copy: config classes may edit what they are given
         mm_tokens_per_image=4,  # 4x4 patches average-pooled to 2x2
         boi_token_index=ids("<start_of_image>"),
         eoi_token_index=ids("<end_of_image>"),
@@ -297,15 +301,7 @@ def _build_lmrrg(tokenizer, family: str):
 
     return build_lmrrg(
         tokenizer,
-        vision_config={
-            "model_type": "siglip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": 32,
-            "patch_size": 8,
-        },
+        vision_config=dict(TINY_SIGLIP_VISION),  # a copy: config classes may edit what they are given
         text_config={"model_type": "llama", **_text_kwargs(tokenizer)},
         image_size=32,
     )
@@ -335,8 +331,10 @@ def build_tiny_policy(family: str = "qwen2_vl", seed: int = 0, size: str = "tiny
         raise ValueError(f"size {size!r} is the Qwen2.5-VL-3B shape: use family 'qwen2_5_vl', not {family!r}")
     tokenizer = make_tokenizer(family, seed)
     torch.manual_seed(seed)
-    builder = _BUILDERS[family]
-    model, processor = builder(tokenizer, family, size) if size != "tiny" else builder(tokenizer, family)
+    if size == "3b":
+        model, processor = _build_qwen_vl(tokenizer, family, size)
+    else:
+        model, processor = _BUILDERS[family](tokenizer, family)
     processor.chat_template = chatml_template(IMAGE_PLACEHOLDER[family])
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
