@@ -5,7 +5,7 @@
     rrg-trl rloo --config recipes/tiny/rloo.yaml
     rrg-trl evaluate ...
     rrg-trl demo ...
-    rrg-trl make-tiny-policy DIR [--family qwen2_vl] [--seed 0] [--size tiny|3b]
+    rrg-trl make-tiny-policy DIR [--family qwen2_vl] [--seed 0] [--size tiny|qlora|3b]
 
 Each subcommand runs in this process (``python -m rrg_trl.<stage>`` is the same). For several processes or
 GPUs use ``accelerate launch ... -m rrg_trl.<stage> --config ...`` (see recipes/README.md). Stages are
@@ -43,10 +43,11 @@ def make_tiny_policy_run(argv: list[str] | None = None):
         "--size",
         choices=SIZES,
         default="tiny",
-        help="3b: the real Qwen2.5-VL-3B shape, random, bf16 (~6.9 GB; --family qwen2_5_vl; GPU benchmarks)",
+        help="qlora: tiny, with decoder widths bitsandbytes can 4-bit quantise on any CPU; "
+        "3b: the real Qwen2.5-VL-3B shape, random, bf16 (~6.9 GB; --family qwen2_5_vl; GPU benchmarks)",
     )
     args = parser.parse_args(argv)
-    if args.size != "tiny" and args.family != "qwen2_5_vl":
+    if args.size == "3b" and args.family != "qwen2_5_vl":
         parser.error(f"--size {args.size} is the Qwen2.5-VL-3B shape: use --family qwen2_5_vl")
     from rrg_trl.modeling import make_tiny_policy
 

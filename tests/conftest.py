@@ -68,16 +68,18 @@ def _one_torch_thread():
 
 @pytest.fixture(scope="session")
 def tiny_policy(tmp_path_factory):
-    """``tiny_policy(family)`` -> directory of that family's tiny policy (seed 0), written once per session."""
+    """``tiny_policy(family, size="tiny")`` -> directory of that tiny policy (seed 0), written once per session."""
     from rrg_trl.modeling import make_tiny_policy
 
     root = tmp_path_factory.mktemp("tiny-policies")
     built: dict = {}
 
-    def get(family: str):
-        if family not in built:
-            built[family] = make_tiny_policy(root / family, family=family, seed=0)
-        return built[family]
+    def get(family: str, size: str = "tiny"):
+        if (family, size) not in built:
+            built[family, size] = make_tiny_policy(
+                root / f"{family}-{size}", family=family, seed=0, size=size
+            )
+        return built[family, size]
 
     return get
 

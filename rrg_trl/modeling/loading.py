@@ -17,6 +17,7 @@ import torch
 from rrg_trl.modeling.families import FAMILY_SPECS, freeze_vision_tower
 from rrg_trl.modeling.image_only import IMAGE_ONLY_BY_CLASS, IMAGE_ONLY_PROCESSORS
 from rrg_trl.modeling.lora import lora_config, quantization_config
+from rrg_trl.modeling.quantization import check_cpu_4bit_layers
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -91,7 +92,8 @@ def load_policy(
     ``lora``: ``None``/``False`` (no adapters), ``True`` (:func:`lora_config` defaults), a dict of
     :func:`lora_config` arguments, or a ready ``peft.LoraConfig``. To let TRL apply the adapters instead,
     leave ``lora=None`` and pass ``lora_config(model)`` as the trainer's ``peft_config``.
-    ``load_in_4bit``: QLoRA's NF4 quantisation of the decoder (bitsandbytes; runs on CPU too).
+    ``load_in_4bit``: QLoRA's NF4 quantisation of the decoder (bitsandbytes; runs on CPU too, for layer widths
+    bitsandbytes can repack: :mod:`rrg_trl.modeling.quantization`).
     """
     from transformers import AutoConfig, AutoModelForImageTextToText
 
@@ -112,6 +114,8 @@ def load_policy(
         kwargs["quantization_config"] = quantization_config(spec, compute_dtype=compute)
         kwargs.setdefault("device_map", {"": 0} if torch.cuda.is_available() else "cpu")
     model = AutoModelForImageTextToText.from_pretrained(name_or_path, **kwargs)
+    if load_in_4bit:
+        check_cpu_4bit_layers(model, name_or_path)
     processor = load_processor(name_or_path, **(processor_kwargs or {}))
 
     if freeze_vision:

@@ -24,7 +24,7 @@ import torch
 from rrg_trl.modeling.chat_template import IM_END, IM_START, chatml_template
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava", "idefics3", "smolvlm", "gemma3", "lmrrg")
-SIZES = ("tiny", "3b")
+SIZES = ("tiny", "qlora", "3b")
 
 # ``size="3b"``: Qwen2.5-VL-3B-Instruct's architecture (its config.json), random weights, for GPU speed and
 # memory measurements (bench_grpo). Only the vocabulary stays the tiny offline BPE (~1k tokens vs 151,936:
@@ -51,12 +51,19 @@ QWEN2_5_VL_3B_VISION = {
 # 448x448 pixels (a common CXR input size) -> 32x32 patches -> 256 image tokens after the 2x2 merge.
 QWEN2_5_VL_3B_PIXELS = 448 * 448
 
-# Shared tiny text-decoder shape.
-HIDDEN = 32
+# Shared tiny text-decoder shapes. "qlora" doubles the widths so that every decoder linear is one that
+# bitsandbytes can repack for its AVX-512-BF16 CPU kernels (input width a multiple of 64, output width a
+# multiple of 32; see rrg_trl.modeling.quantization): 4-bit tests then take the same path on every x86 CPU.
+TEXT_SHAPES = {
+    "tiny": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2},
+    "qlora": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    },
+}
 LAYERS = 2
-HEADS = 4
-KV_HEADS = 2
-INTERMEDIATE = 64
 VOCAB = 1024
 
 PAD = "<|endoftext|>"
@@ -144,14 +151,11 @@ def make_tokenizer(family: str, seed: int = 0):
     )
 
 
-def _text_kwargs(tokenizer) -> dict:
+def _text_kwargs(tokenizer, size: str) -> dict:
     return {
         "vocab_size": len(tokenizer),
-        "hidden_size": HIDDEN,
-        "intermediate_size": INTERMEDIATE,
+        **TEXT_SHAPES["tiny" if size == "3b" else size],
         "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS,
         "max_position_embeddings": 2048,
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
@@ -165,7 +169,9 @@ def _build_qwen_vl(tokenizer, family: str, size: str = "tiny"):
     from rrg_trl.modeling.image_only import IMAGE_ONLY_PROCESSORS
 
     ids = tokenizer.convert_tokens_to_ids
-    head_dim = HIDDEN // HEADS
+    text = _text_kwargs(tokenizer, size)
+    hidden = text["hidden_size"]
+    head_dim = hidden // text["num_attention_heads"]
     # Multimodal RoPE: the t/h/w sections must add up to head_dim / 2.
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, head_dim // 2 - 2]}
     vision = {"depth": 1, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
@@ -173,19 +179,19 @@ def _build_qwen_vl(tokenizer, family: str, size: str = "tiny"):
         from transformers import Qwen2VLConfig as Config
         from transformers import Qwen2VLForConditionalGeneration as Model
 
-        vision.update(embed_dim=32, hidden_size=HIDDEN, mlp_ratio=2)
+        vision.update(embed_dim=32, hidden_size=hidden, mlp_ratio=2)
     else:
         from transformers import Qwen2_5_VLConfig as Config
         from transformers import Qwen2_5_VLForConditionalGeneration as Model
 
         vision.update(
             hidden_size=32,
-            out_hidden_size=HIDDEN,
+            out_hidden_size=hidden,
             intermediate_size=64,
             window_size=56,
             fullatt_block_indexes=[0],
         )
-    text = {**_text_kwargs(tokenizer), "rope_parameters": rope}
+    text["rope_parameters"] = rope
     pixels = 56 * 56  # 4x4 patches of 14 px -> 4 tokens after the 2x2 merge
     if size == "3b":
         text.update(QWEN2_5_VL_3B_TEXT, rope_parameters=QWEN2_5_VL_3B_ROPE)
@@ -204,7 +210,7 @@ def _build_qwen_vl(tokenizer, family: str, size: str = "tiny"):
     return Model(config), processor
 
 
-def _build_llava(tokenizer, family: str):
+def _build_llava(tokenizer, family: str, size: str = "tiny"):
     from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
@@ -220,7 +226,7 @@ def _build_llava(tokenizer, family: str):
     }
     config = LlavaConfig(
         vision_config=vision,
-        text_config={"model_type": "llama", **_text_kwargs(tokenizer)},
+        text_config={"model_type": "llama", **_text_kwargs(tokenizer, size)},
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         image_seq_length=4,
         vision_feature_layer=-1,
@@ -237,7 +243,7 @@ def _build_llava(tokenizer, family: str):
     return LlavaForConditionalGeneration(config), processor
 
 
-def _build_idefics3(tokenizer, family: str):
+def _build_idefics3(tokenizer, family: str, size: str = "tiny"):
     """Idefics3 (SmolVLM v1 checkpoints use it too) and SmolVLM2 (``smolvlm``): same layout, same sizes."""
     if family == "idefics3":
         from transformers import Idefics3Config as Config
@@ -263,7 +269,7 @@ def _build_idefics3(tokenizer, family: str):
             "image_size": 64,
             "patch_size": 16,
         },
-        text_config={"model_type": "llama", **_text_kwargs(tokenizer)},
+        text_config={"model_type": "llama", **_text_kwargs(tokenizer, size)},
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         scale_factor=2,
         pad_token_id=tokenizer.pad_token_id,
@@ -276,13 +282,14 @@ def _build_idefics3(tokenizer, family: str):
     return Model(config), processor
 
 
-def _build_gemma3(tokenizer, family: str):
+def _build_gemma3(tokenizer, family: str, size: str = "tiny"):
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
     ids = tokenizer.convert_tokens_to_ids
-    text = _text_kwargs(tokenizer)
-    text.update(head_dim=HIDDEN // HEADS, query_pre_attn_scalar=HIDDEN // HEADS, sliding_window=64)
+    text = _text_kwargs(tokenizer, size)
+    head_dim = text["hidden_size"] // text["num_attention_heads"]
+    text.update(head_dim=head_dim, query_pre_attn_scalar=head_dim, sliding_window=64)
     config = Gemma3Config(
         text_config=text,
         vision_config=dict(TINY_SIGLIP_VISION),  # a copy: config classes may edit what they are given
@@ -296,13 +303,13 @@ def _build_gemma3(tokenizer, family: str):
     return Gemma3ForConditionalGeneration(config), processor
 
 
-def _build_lmrrg(tokenizer, family: str):
+def _build_lmrrg(tokenizer, family: str, size: str = "tiny"):
     from rrg_trl.modeling.lmrrg import build_lmrrg
 
     return build_lmrrg(
         tokenizer,
         vision_config=dict(TINY_SIGLIP_VISION),  # a copy: config classes may edit what they are given
-        text_config={"model_type": "llama", **_text_kwargs(tokenizer)},
+        text_config={"model_type": "llama", **_text_kwargs(tokenizer, size)},
         image_size=32,
     )
 
@@ -321,20 +328,18 @@ _BUILDERS: dict[str, Callable] = {
 def build_tiny_policy(family: str = "qwen2_vl", seed: int = 0, size: str = "tiny"):
     """The tiny (model, processor) pair in memory, deterministic for a given seed.
 
+    ``size="qlora"``: the tiny policy with decoder widths bitsandbytes can pack on every CPU (:data:`TEXT_SHAPES`).
     ``size="3b"`` (``qwen2_5_vl`` only) gives the real-shaped policy of :data:`QWEN2_5_VL_3B_TEXT` instead.
     """
     if family not in _BUILDERS:
         raise ValueError(f"unknown tiny policy family {family!r}; choose one of {FAMILIES}")
     if size not in SIZES:
         raise ValueError(f"unknown policy size {size!r}; choose one of {SIZES}")
-    if size != "tiny" and family != "qwen2_5_vl":
+    if size == "3b" and family != "qwen2_5_vl":
         raise ValueError(f"size {size!r} is the Qwen2.5-VL-3B shape: use family 'qwen2_5_vl', not {family!r}")
     tokenizer = make_tokenizer(family, seed)
     torch.manual_seed(seed)
-    if size == "3b":
-        model, processor = _build_qwen_vl(tokenizer, family, size)
-    else:
-        model, processor = _BUILDERS[family](tokenizer, family)
+    model, processor = _BUILDERS[family](tokenizer, family, size)
     processor.chat_template = chatml_template(IMAGE_PLACEHOLDER[family])
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -355,7 +360,7 @@ def make_tiny_policy(
             raise FileExistsError(f"{out} is not empty")
         shutil.rmtree(out)
     model, processor = build_tiny_policy(family, seed, size)
-    if size != "tiny":
+    if size == "3b":
         model = model.to(torch.bfloat16)  # the dtype such checkpoints ship in: half the disk and load time
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

@@ -39,8 +39,10 @@ def test_sft_resumes_from_last_checkpoint(sft_runs):
     assert info["synthetic_data"] is True, "synthetic training data is labelled as such"
 
 
-def test_qlora_sft_quantises_the_decoder_only(policy_dir, tmp_path):
-    """``load_in_4bit``: NF4 decoder (bitsandbytes, runs on CPU too), vision tower in full precision."""
+def test_qlora_sft_quantises_the_decoder_only(tiny_policy, tmp_path):
+    """``load_in_4bit``: NF4 decoder (bitsandbytes, runs on CPU too), vision tower in full precision.
+
+    The ``qlora``-sized tiny policy: decoder widths bitsandbytes can repack on every CPU family."""
     import bitsandbytes as bnb
 
     from rrg_trl import sft
@@ -52,7 +54,7 @@ def test_qlora_sft_quantises_the_decoder_only(policy_dir, tmp_path):
             "sft",
             tmp_path / "qlora",
             "--model_name_or_path",
-            str(policy_dir),
+            str(tiny_policy("qwen2_vl", "qlora")),
             "--load_in_4bit",
             "true",
             "--max_steps",

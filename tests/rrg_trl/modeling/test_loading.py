@@ -74,7 +74,8 @@ def test_lora_step_generate_save_reload(tiny_policy, tmp_path, family):
 def test_qlora_loads_and_trains_on_cpu(tiny_policy, family):
     import bitsandbytes as bnb
 
-    model, processor = load_policy(tiny_policy(family), dtype="float32", load_in_4bit=True, lora={"r": 4})
+    policy = tiny_policy(family, "qlora")  # widths bitsandbytes can repack on AVX-512-BF16 CPUs too
+    model, processor = load_policy(policy, dtype="float32", load_in_4bit=True, lora={"r": 4})
     base = model.get_base_model()
     spec = family_spec(model)
     decoder_linears = [

@@ -115,3 +115,21 @@ def test_3b_size_only_for_qwen2_5_vl(tmp_path):
         make_tiny_policy(tmp_path, family="llava", size="3b")
     with pytest.raises(ValueError, match="unknown policy size '7b'"):
         make_tiny_policy(tmp_path, family="qwen2_5_vl", size="7b")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_qlora_size_has_packable_decoder_widths(family):
+    """``size="qlora"``: every decoder linear 4-bit-packable on any CPU (inputs x64, outputs x32), and it runs."""
+    from rrg_trl.modeling import family_spec
+    from rrg_trl.modeling.quantization import CPU_PACK_ROWS, NF4_BLOCKSIZE
+    from rrg_trl.modeling.tiny import build_tiny_policy
+
+    model, processor = build_tiny_policy(family, size="qlora")
+    decoder = model.get_submodule(family_spec(model).language_model)
+    linears = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(
+        m.in_features % NF4_BLOCKSIZE == 0 and m.out_features % CPU_PACK_ROWS == 0 for m in linears
+    )
+    batch = processor(images=[[xray(0)]], text=[chat(processor, "The lungs are clear.")], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch).logits).all()
