@@ -337,7 +337,7 @@ BAD_INPUTS = [
         JSON,
         _body({"query": ["Q: x A: y"], "prompts": ["Q: z"], "labels": ["y"]}),
         422,
-        "query[0] does not start with prompts[0]",
+        "query[0] does not contain prompts[0]",
     ),
     (
         "openrlhf-missing-labels",
