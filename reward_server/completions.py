@@ -98,8 +98,9 @@ class CompletionExtractor:
         end = self.prompt_end(query, prompt)
         if end is None:
             raise PromptNotFoundError(
-                f"query[{index}] does not contain prompts[{index}] (its text around the image placeholders "
-                f"{list(self.image_placeholders)} was not found in order): the completion cannot be located"
+                f"query[{index}] does not contain prompts[{index}]: its text (split at image placeholders, "
+                f"whitespace ignored) is not found in order from the start of the query, so the completion "
+                f"cannot be located"
             )
         return self.strip(query[end:])
 
