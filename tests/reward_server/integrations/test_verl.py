@@ -1,0 +1,186 @@
+"""verl 0.9.1 calling the RadCliQ reward through its own loading code and reward managers.
+
+The reward file is loaded by ``verl.trainer.ppo.reward.get_custom_reward_fn`` from the path the README prints
+(``reward_kwargs`` merged in, so ``**kwargs`` is exercised), and run by ``NaiveRewardManager`` (per sample,
+synchronous: verl <= 0.6 and ``use_reward_loop=False``), ``BatchRewardManager`` (one call per batch) and the
+reward loop's ``NaiveRewardManager.run_single`` (verl >= 0.7; sync function in its executor, or the
+coroutine awaited), on a ``DataProto`` built with verl's classes from tiny-policy token ids. All of these
+import and run on a CPU; only the Ray actors that host the reward loop in training are not started here.
+Every reward must equal the in-process RadCliQScorer on the decoded response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from reward_server.integrations import scoring
+from tests.reward_server.live import LiveServer, pool, tiny_scorer
+
+pytest.importorskip("verl.trainer.ppo.reward", reason="verl is not installed (make install-dev)")
+from omegaconf import OmegaConf  # noqa: E402
+from verl import DataProto  # noqa: E402
+from verl.trainer.ppo.reward import get_custom_reward_fn  # noqa: E402
+
+KEYS = ("score", "radcliq", "radgraph", "bertscore", "semb", "bleu2")
+N = 4
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_model_dir):
+    return tiny_scorer(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="module")
+def live(scorer):
+    with LiveServer(scorer, api_key="verl-key") as server:
+        yield server
+
+
+@pytest.fixture(params=["server", "in-process"])
+def backend(request, monkeypatch, live, tiny_model_dir):
+    if request.param == "server":
+        monkeypatch.setenv("RRG_REWARD_URLS", live.url)
+        monkeypatch.setenv("RRG_REWARD_API_KEY", "verl-key")
+    else:
+        monkeypatch.setenv("RRG_REWARD_MODEL_DIR", str(tiny_model_dir))
+        monkeypatch.setenv("RRG_REWARD_DEVICE", "cpu")
+    monkeypatch.setattr(scoring, "_shared", None)
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def verl_file() -> str:
+    """The path exactly as the README tells users to find it."""
+    code = "import reward_server.integrations.verl as m; print(m.__file__)"
+    return subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_policy):
+    from rrg_trl.modeling.loading import load_processor
+
+    return load_processor(tiny_policy("qwen2_5_vl")).tokenizer
+
+
+def load(verl_file: str, name: str):
+    custom = {"path": verl_file, "name": name, "reward_kwargs": {"reward_scale": 1.0}}
+    return get_custom_reward_fn(OmegaConf.create({"reward": {"custom_reward_function": custom}}))
+
+
+def make_batch(tokenizer, reports: list[str], refs: list[str]) -> DataProto:
+    """verl's rollout layout: left-padded prompts, right-padded responses ending in EOS, one mask over both."""
+    prompt = tokenizer("<|im_start|>user\nFindings?<|im_end|>\n<|im_start|>assistant\n")["input_ids"]
+    responses = [tokenizer(r)["input_ids"] + [tokenizer.eos_token_id] for r in reports]
+    plen, rlen, pad = len(prompt) + 2, max(map(len, responses)) + 3, tokenizer.pad_token_id
+    prompts = torch.tensor([[pad] * (plen - len(prompt)) + prompt for _ in reports])
+    resp = torch.tensor([r + [pad] * (rlen - len(r)) for r in responses])
+    mask = torch.tensor(
+        [
+            [0] * (plen - len(prompt)) + [1] * len(prompt) + [1] * len(r) + [0] * (rlen - len(r))
+            for r in responses
+        ]
+    )
+    non_tensors = {
+        "data_source": np.array(["iu_xray"] * len(reports), dtype=object),
+        "reward_model": np.array([{"ground_truth": g, "style": "model"} for g in refs], dtype=object),
+        "extra_info": np.array([{"index": i} for i in range(len(reports))], dtype=object),
+    }
+    tensors = {
+        "prompts": prompts,
+        "responses": resp,
+        "attention_mask": mask,
+        "input_ids": torch.cat([prompts, resp], 1),
+    }
+    return DataProto.from_dict(tensors=tensors, non_tensors=non_tensors)
+
+
+def expected_rows(scorer, tokenizer, reports, refs) -> list[dict]:
+    decoded = [tokenizer.decode(tokenizer(r)["input_ids"], skip_special_tokens=True) for r in reports]
+    return [scorer.score([h], [g])[0] for h, g in zip(decoded, refs, strict=True)]
+
+
+def check(reward_tensor, extra, data, expected) -> None:
+    lengths = data.batch["attention_mask"][:, data.batch["prompts"].shape[-1] :].sum(-1)
+    for i, row in enumerate(expected):
+        assert reward_tensor[i, lengths[i] - 1].item() == pytest.approx(-row["radcliq"], abs=1e-5)
+        assert reward_tensor[i].abs().sum().item() == pytest.approx(abs(row["radcliq"]), abs=1e-5)
+        for k in KEYS[1:]:
+            assert extra[k][i] == pytest.approx(row[k], abs=1e-5), (i, k)
+        assert extra["score"][i] == pytest.approx(-row["radcliq"], abs=1e-5)
+
+
+def test_naive_reward_manager(backend, verl_file, tokenizer, scorer):
+    from verl.workers.reward_manager import NaiveRewardManager
+
+    reports, refs = pool()[:N], pool()[N : 2 * N]
+    data = make_batch(tokenizer, reports, refs)
+    manager = NaiveRewardManager(tokenizer, num_examine=0, compute_score=load(verl_file, "compute_score"))
+    out = manager(data, return_dict=True)
+    check(
+        out["reward_tensor"], out["reward_extra_info"], data, expected_rows(scorer, tokenizer, reports, refs)
+    )
+
+
+def test_batch_reward_manager(backend, verl_file, tokenizer, scorer):
+    from verl.workers.reward_manager import BatchRewardManager
+
+    reports, refs = pool()[8 : 8 + N], pool()[16 : 16 + N]
+    data = make_batch(tokenizer, reports, refs)
+    manager = BatchRewardManager(
+        tokenizer, num_examine=0, compute_score=load(verl_file, "compute_score_batch")
+    )
+    out = manager(data, return_dict=True)
+    check(
+        out["reward_tensor"], out["reward_extra_info"], data, expected_rows(scorer, tokenizer, reports, refs)
+    )
+
+
+@pytest.mark.parametrize("name", ["compute_score", "compute_score_async"])
+def test_reward_loop_manager(name, backend, verl_file, tokenizer, scorer):
+    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+
+    reports, refs = pool()[24 : 24 + N], pool()[32 : 32 + N]
+    data = make_batch(tokenizer, reports, refs)
+    fn = load(verl_file, name)
+    assert asyncio.iscoroutinefunction(fn) == (name == "compute_score_async")
+
+    async def run():
+        manager = NaiveRewardManager(OmegaConf.create({}), tokenizer, fn)
+        return await asyncio.gather(*(manager.run_single(data[i : i + 1]) for i in range(len(data))))
+
+    results = asyncio.run(run())
+    expected = expected_rows(scorer, tokenizer, reports, refs)
+    for res, row in zip(results, expected, strict=True):
+        assert res["reward_score"] == pytest.approx(-row["radcliq"], abs=1e-5)
+        assert set(res["reward_extra_info"]) == set(KEYS)
+        for k in KEYS[1:]:
+            assert res["reward_extra_info"][k] == pytest.approx(row[k], abs=1e-5), k
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda m: m.compute_score("d", None, "ref"), "solution_str[0] must be a string"),
+        (lambda m: m.compute_score("d", "hyp", 3), "ground_truth[0] must be a string"),
+        (lambda m: m.compute_score_batch(["d"] * 2, ["a", b"b"], ["r", "r"], [{}, {}]), "solution_strs[1]"),
+        (
+            lambda m: m.compute_score_batch(["d"] * 2, ["a", "b"], ["r"], [{}, {}]),
+            "ground_truths has 1 items",
+        ),
+    ],
+)
+def test_bad_input_names_the_index(call, needle, live, monkeypatch):
+    import reward_server.integrations.verl as module
+
+    monkeypatch.setenv("RRG_REWARD_URLS", live.url)
+    monkeypatch.setattr(scoring, "_shared", None)
+    with pytest.raises(ValueError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        call(module)
