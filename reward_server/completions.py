@@ -81,7 +81,7 @@ class CompletionExtractor:
     def info(self) -> dict[str, list[str]]:
         return {"strip": list(self.stop_texts), "image_placeholders": list(self.image_placeholders)}
 
-    def strip(self, text: str) -> str:
+    def strip_stop_texts(self, text: str) -> str:
         """Drop trailing stop texts (repeated padding included), then surrounding whitespace."""
         text = text.rstrip()
         changed = True
@@ -102,7 +102,7 @@ class CompletionExtractor:
                 f"whitespace ignored) is not found in order from the start of the query, so the completion "
                 f"cannot be located"
             )
-        return self.strip(query[end:])
+        return self.strip_stop_texts(query[end:])
 
     def completions(self, queries: Sequence[str], prompts: Sequence[str]) -> list[str]:
         """Every completion of a batch; ValueError naming the index for a non-text item or a lost prompt."""

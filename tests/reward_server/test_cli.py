@@ -43,6 +43,8 @@ def test_serve_flags_of_the_contract():
             "</s>",
             "--openrlhf-strip",
             "<|im_end|>",
+            "--policy-tokenizer",
+            "policy/",
         ]
     )
     assert (args.command, str(args.model_dir), args.device, args.host, args.port) == (
@@ -60,6 +62,7 @@ def test_serve_flags_of_the_contract():
     )
     assert (args.max_pairs_per_request, args.max_text_chars, args.max_queue_pairs) == (100, 50, 1000)
     assert args.openrlhf_strip == ["</s>", "<|im_end|>"]
+    assert str(args.policy_tokenizer) == "policy/"
     defaults = build_parser().parse_args(["serve", "--model-dir", "m"])
     assert (defaults.host, defaults.port, defaults.api_key_env) == ("127.0.0.1", 8000, None)
 
