@@ -15,17 +15,16 @@ import asyncio
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import torch
 
 from reward_server.integrations import scoring
 from tests.reward_server.live import LiveServer, pool, tiny_scorer
 
 pytest.importorskip("verl.trainer.ppo.reward", reason="verl is not installed (make install-dev)")
 from omegaconf import OmegaConf  # noqa: E402
-from verl import DataProto  # noqa: E402
 from verl.trainer.ppo.reward import get_custom_reward_fn  # noqa: E402
+
+from tests.reward_server.integrations.verl_data import custom_reward_config, make_batch  # noqa: E402
 
 KEYS = ("score", "radcliq", "radgraph", "bertscore", "semb", "bleu2")
 N = 4
@@ -71,35 +70,7 @@ def tokenizer(tiny_policy):
 
 
 def load(verl_file: str, name: str):
-    custom = {"path": verl_file, "name": name, "reward_kwargs": {"reward_scale": 1.0}}
-    return get_custom_reward_fn(OmegaConf.create({"reward": {"custom_reward_function": custom}}))
-
-
-def make_batch(tokenizer, reports: list[str], refs: list[str]) -> DataProto:
-    """verl's rollout layout: left-padded prompts, right-padded responses ending in EOS, one mask over both."""
-    prompt = tokenizer("<|im_start|>user\nFindings?<|im_end|>\n<|im_start|>assistant\n")["input_ids"]
-    responses = [tokenizer(r)["input_ids"] + [tokenizer.eos_token_id] for r in reports]
-    plen, rlen, pad = len(prompt) + 2, max(map(len, responses)) + 3, tokenizer.pad_token_id
-    prompts = torch.tensor([[pad] * (plen - len(prompt)) + prompt for _ in reports])
-    resp = torch.tensor([r + [pad] * (rlen - len(r)) for r in responses])
-    mask = torch.tensor(
-        [
-            [0] * (plen - len(prompt)) + [1] * len(prompt) + [1] * len(r) + [0] * (rlen - len(r))
-            for r in responses
-        ]
-    )
-    non_tensors = {
-        "data_source": np.array(["iu_xray"] * len(reports), dtype=object),
-        "reward_model": np.array([{"ground_truth": g, "style": "model"} for g in refs], dtype=object),
-        "extra_info": np.array([{"index": i} for i in range(len(reports))], dtype=object),
-    }
-    tensors = {
-        "prompts": prompts,
-        "responses": resp,
-        "attention_mask": mask,
-        "input_ids": torch.cat([prompts, resp], 1),
-    }
-    return DataProto.from_dict(tensors=tensors, non_tensors=non_tensors)
+    return get_custom_reward_fn(custom_reward_config(verl_file, name, reward_scale=1.0))
 
 
 def expected_rows(scorer, tokenizer, reports, refs) -> list[dict]:
