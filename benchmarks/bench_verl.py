@@ -5,8 +5,8 @@ its own fresh GRPO-shaped batches (``--refs`` references x ``--group`` responses
 another's feature cache), one warm-up batch each, then ``--rounds`` measured:
 
 - ``naive``: ``NaiveRewardManager`` + ``compute_score`` -- one synchronous request per sample;
-- ``reward loop``: the >= 0.7 reward loop's ``NaiveRewardManager.run_single`` + ``compute_score_async``,
-  every sample of the batch in flight at once (the server's batcher coalesces them);
+- ``reward loop``: verl >= 0.7's ``RewardLoopWorker.compute_score_batch`` (its naive manager) +
+  ``compute_score_async``, every sample of the batch in flight at once (the server's batcher coalesces them);
 - ``batch``: ``BatchRewardManager`` + ``compute_score_batch`` -- one request for the whole batch.
 
     python benchmarks/bench_verl.py                                  # tiny kit, CPU
@@ -33,7 +33,8 @@ from reward_server.local import LocalRewardServer  # noqa: E402
 from reward_server.tinykit.corpus import synthetic_reports  # noqa: E402
 from tests.reward_server.integrations.verl_data import custom_reward_config, make_batch  # noqa: E402
 
-MODES = ("naive", "reward loop", "batch")
+FUNCTIONS = {"naive": "compute_score", "reward loop": "compute_score_async", "batch": "compute_score_batch"}
+MODES = tuple(FUNCTIONS)
 
 
 def batches(tokenizer, n: int, refs: int, group: int, seed: int) -> list:
@@ -46,38 +47,30 @@ def batches(tokenizer, n: int, refs: int, group: int, seed: int) -> list:
     return out
 
 
-def runner(mode: str, tokenizer, path: str):
+def runner(mode: str, tokenizer, path: str, policy_dir: str):
     """A callable scoring one DataProto the way ``mode`` does in verl."""
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
-    name = {"naive": "compute_score", "reward loop": "compute_score_async", "batch": "compute_score_batch"}[
-        mode
-    ]
+    name = FUNCTIONS[mode]
+    if mode == "reward loop":
+        from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        worker = RewardLoopWorker(custom_reward_config(path, name, policy_dir))
+        return lambda data: loop.run_until_complete(worker.compute_score_batch(data))
     fn = get_custom_reward_fn(custom_reward_config(path, name))
     if mode == "naive":
         from verl.workers.reward_manager import NaiveRewardManager
 
         return NaiveRewardManager(tokenizer, num_examine=0, compute_score=fn)
-    if mode == "batch":
-        from verl.workers.reward_manager import BatchRewardManager
+    from verl.workers.reward_manager import BatchRewardManager
 
-        return BatchRewardManager(tokenizer, num_examine=0, compute_score=fn)
-    from omegaconf import OmegaConf
-    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager as LoopManager
-
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    manager = LoopManager(OmegaConf.create({}), tokenizer, fn)
-
-    def run(data):
-        jobs = [manager.run_single(data[i : i + 1]) for i in range(len(data))]
-        return loop.run_until_complete(asyncio.gather(*jobs))
-
-    return run
+    return BatchRewardManager(tokenizer, num_examine=0, compute_score=fn)
 
 
-def measure(mode: str, tokenizer, path: str, data: list) -> dict:
-    run = runner(mode, tokenizer, path)
+def measure(mode: str, tokenizer, path: str, policy_dir: str, data: list) -> dict:
+    run = runner(mode, tokenizer, path, policy_dir)
     run(data[0])  # warm-up: connections, /v1/info
     start = time.perf_counter()
     for d in data[1:]:
@@ -103,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = make_tokenizer("qwen2_5_vl")
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = make_tiny(Path(tmp) / "kit", size=args.size)
+        policy_dir = str(Path(tmp) / "policy")  # the reward loop worker loads the policy's tokenizer from it
+        tokenizer.save_pretrained(policy_dir)
         with LocalRewardServer(model_dir, device=args.device) as server:
             os.environ["RRG_REWARD_URLS"] = server.url
             rows = [
@@ -110,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                     mode,
                     tokenizer,
                     reward_file.__file__,
+                    policy_dir,
                     batches(tokenizer, args.rounds + 1, args.refs, args.group, seed),
                 )
                 for seed, mode in enumerate(MODES, start=100)
@@ -120,10 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         f"kit={args.size}, device={args.device} on {device_name(args.device)}"
     )
     print("| manager | function | samples/s | vs naive |\n|---|---|---:|---:|")
-    fns = {"naive": "compute_score", "reward loop": "compute_score_async", "batch": "compute_score_batch"}
     for r in rows:
         print(
-            f"| {r['mode']} | `{fns[r['mode']]}` | {r['samples_per_s']:.1f} | {r['samples_per_s'] / base:.2f}x |"
+            f"| {r['mode']} | `{FUNCTIONS[r['mode']]}` | {r['samples_per_s']:.1f} | {r['samples_per_s'] / base:.2f}x |"
         )
     return 0
 

@@ -1,11 +1,12 @@
 """verl 0.9.1 calling the RadCliQ reward through its own loading code and reward managers.
 
 The reward file is loaded by ``verl.trainer.ppo.reward.get_custom_reward_fn`` from the path the README prints
-(``reward_kwargs`` merged in, so ``**kwargs`` is exercised), and run by ``NaiveRewardManager`` (per sample,
-synchronous: verl <= 0.6 and ``use_reward_loop=False``), ``BatchRewardManager`` (one call per batch) and the
-reward loop's ``NaiveRewardManager.run_single`` (verl >= 0.7; sync function in its executor, or the
-coroutine awaited), on a ``DataProto`` built with verl's classes from tiny-policy token ids. All of these
-import and run on a CPU; only the Ray actors that host the reward loop in training are not started here.
+(``reward_kwargs`` merged in, so ``**kwargs`` is exercised), and run by the legacy managers
+``verl.workers.reward_manager.NaiveRewardManager`` (per sample, synchronous: verl <= 0.6's default and the
+``use_reward_loop=False`` path) and ``BatchRewardManager`` (one call per batch), and by the reward loop's
+``RewardLoopWorker`` (verl >= 0.7's default; 0.9's only trainer path), on a ``DataProto`` built with verl's
+classes from tiny-policy token ids. All of these import and run on a CPU; only Ray, which hosts the reward
+loop worker as an actor in training, is not started here (the worker class is driven directly).
 Every reward must equal the in-process RadCliQScorer on the decoded response.
 """
 
@@ -21,7 +22,6 @@ from reward_server.integrations import scoring
 from tests.reward_server.live import LiveServer, pool, tiny_scorer
 
 pytest.importorskip("verl.trainer.ppo.reward", reason="verl is not installed (make install-dev)")
-from omegaconf import OmegaConf  # noqa: E402
 from verl.trainer.ppo.reward import get_custom_reward_fn  # noqa: E402
 
 from tests.reward_server.integrations.verl_data import custom_reward_config, make_batch  # noqa: E402
@@ -115,17 +115,20 @@ def test_batch_reward_manager(backend, verl_file, tokenizer, scorer):
 
 
 @pytest.mark.parametrize("name", ["compute_score", "compute_score_async"])
-def test_reward_loop_manager(name, backend, verl_file, tokenizer, scorer):
-    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+def test_reward_loop_worker(name, backend, verl_file, tokenizer, tiny_policy, scorer):
+    """verl >= 0.7's reward loop as the trainer runs it (``RewardLoopWorker``, a Ray actor there; here the
+    class itself): ``load_reward_manager`` builds its naive manager from the config, then every sample's
+    ``run_single`` runs concurrently (the sync function in the loop's executor, the coroutine awaited)."""
+    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
 
     reports, refs = pool()[24 : 24 + N], pool()[32 : 32 + N]
     data = make_batch(tokenizer, reports, refs)
-    fn = load(verl_file, name)
-    assert asyncio.iscoroutinefunction(fn) == (name == "compute_score_async")
+    config = custom_reward_config(verl_file, name, str(tiny_policy("qwen2_5_vl")), reward_scale=1.0)
 
     async def run():
-        manager = NaiveRewardManager(OmegaConf.create({}), tokenizer, fn)
-        return await asyncio.gather(*(manager.run_single(data[i : i + 1]) for i in range(len(data))))
+        worker = RewardLoopWorker(config)
+        assert asyncio.iscoroutinefunction(worker.reward_manager.compute_score) == name.endswith("_async")
+        return await worker.compute_score_batch(data)
 
     results = asyncio.run(run())
     expected = expected_rows(scorer, tokenizer, reports, refs)

@@ -33,9 +33,18 @@ def make_batch(tokenizer, reports: list[str], refs: list[str], data_source: str 
     return DataProto.from_dict(tensors=tensors, non_tensors=non_tensors)
 
 
-def custom_reward_config(path: str, name: str, **reward_kwargs):
-    """verl's ``reward.custom_reward_function`` section, as ``get_custom_reward_fn`` reads it."""
+def custom_reward_config(path: str, name: str, policy_dir: str | None = None, **reward_kwargs):
+    """The trainer config's reward section (``reward.custom_reward_function``, ``reward.reward_manager``) as
+    ``get_custom_reward_fn`` and the reward loop read it; ``policy_dir`` adds the policy model path the
+    reward loop's worker loads its tokenizer from."""
     from omegaconf import OmegaConf
 
     custom = {"path": path, "name": name, "reward_kwargs": reward_kwargs}
-    return OmegaConf.create({"reward": {"custom_reward_function": custom}})
+    manager = {
+        "source": "register",
+        "name": "naive",
+        "module": {"path": None, "name": "custom_reward_manager"},
+    }
+    reward = {"custom_reward_function": custom, "reward_manager": manager, "reward_model": {"enable": False}}
+    model = {"path": policy_dir, "tokenizer_path": None}
+    return OmegaConf.create({"reward": reward, "actor_rollout_ref": {"model": model}})
