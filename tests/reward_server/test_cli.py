@@ -84,6 +84,11 @@ def test_non_loopback_without_key_is_refused_before_loading(tmp_path):
         main(["serve", "--model-dir", str(missing), "--host", "0.0.0.0"])
 
 
+def test_unloadable_policy_tokenizer_is_refused_before_loading(tmp_path):
+    with pytest.raises(SystemExit, match="cannot load the policy tokenizer from"):
+        main(["serve", "--model-dir", str(tmp_path / "no-kit"), "--policy-tokenizer", str(tmp_path / "none")])
+
+
 def test_api_key_env_must_be_set(tmp_path, monkeypatch):
     monkeypatch.delenv("RRG_UNSET_KEY", raising=False)
     with pytest.raises(SystemExit, match="RRG_UNSET_KEY: that environment variable is unset"):
