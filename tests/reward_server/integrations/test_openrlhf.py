@@ -7,6 +7,8 @@ placeholder), decodes prompt ids + response ids + EOS with special tokens kept, 
 aiohttp request for a URL, or the ``reward_func`` it loads from a ``.py`` path. On a CPU machine vLLM and
 Ray cannot run, so the engine is :class:`~tests.reward_server.integrations.rollouts.ReplayEngine` (it
 returns a known report's ids + EOS); every reward must equal the in-process RadCliQScorer on that report.
+The next layer, ``openrlhf.trainer.ppo_utils.samples_generator`` (executor output -> Experience), imports vLLM
+and cannot be imported on a CPU machine: the executor's output dict is the nearest layer checked.
 """
 
 from __future__ import annotations
