@@ -119,7 +119,9 @@ class CompletionExtractor:
         if len(chunks) == 1 and query.startswith(prompt):
             return len(prompt)
         if not _compact(chunks[-1]):
-            return None  # the prompt ends in an image: where its expansion stops is unknowable from text
+            # only whitespace: the whole query is the completion; an image last: where its expansion stops
+            # is unknowable from text
+            return 0 if len(chunks) == 1 else None
         pos = 0
         for k, chunk in enumerate(chunks):
             found = _find_compact(query, _compact(chunk), pos, anchored=(k == 0))

@@ -75,7 +75,7 @@ def test_unlocatable_prompt_is_an_error_naming_the_index(query, prompt):
 
 
 def test_batch_checks_items_and_lengths():
-    assert EX.completions(["Q: a</s>", "b"], ["Q:", ""]) == ["a", "b"]
+    assert EX.completions(["Q: a</s>", "b", "c"], ["Q:", "", " \n"]) == ["a", "b", "c"]
     with pytest.raises(ValueError, match=r"queries\[1\] must be a string"):
         EX.completions(["a", None], ["", ""])
     with pytest.raises(ValueError, match="same length"):
