@@ -27,6 +27,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIPQ) -e ".[dev]"
 	# Reference implementation for parity tests, without its heavy declared deps (torchvision, spacy, stanza).
 	$(PIPQ) --no-deps "radeval==2.2.1"
+	# The OpenRLHF and verl releases the integration tests drive, without their GPU stacks (vLLM, flash-attn,
+	# exact torch/transformers pins); tensordict's pyvers pins packaging<26, so it comes without deps too.
+	$(PIPQ) --no-deps "openrlhf==0.11.2" "verl==0.9.1" "tensordict==0.10.0" "pyvers==0.1.0"
 	-$(PIP) uninstall -y -q torchvision 2>/dev/null
 	touch $@
 

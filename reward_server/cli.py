@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from reward_server.completions import CompletionExtractor
 from reward_server.server import ServerSettings
 
 _DEFAULTS = ServerSettings()
@@ -65,7 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         action="append",
         default=[],
-        help="trailing text (e.g. an EOS token) removed from OpenRLHF completions; repeatable",
+        help="trailing text removed from OpenRLHF completions, on top of the common EOS / end-of-turn / "
+        "padding texts (GET /v1/info lists them all); repeatable",
+    )
+    serve.add_argument(
+        "--policy-tokenizer",
+        metavar="DIR",
+        default=None,
+        help="the policy's tokenizer or processor directory: its special tokens are stripped from OpenRLHF "
+        "completions too, and its image token counts as a placeholder",
     )
     serve.add_argument(
         "--graceful-timeout-s",
@@ -161,11 +170,13 @@ def _serve(args: argparse.Namespace) -> int:
         retry_after_s=args.retry_after_s,
         api_key=api_key,
         openrlhf_strip=tuple(args.openrlhf_strip),
+        policy_tokenizer=str(args.policy_tokenizer) if args.policy_tokenizer else None,
         timeout_graceful_shutdown_s=args.graceful_timeout_s,
     )
     try:
         settings.validate()
         check_bind(settings)  # before loading weights: fail in a second, not a minute
+        CompletionExtractor.build(settings.openrlhf_strip, settings.policy_tokenizer)
     except ValueError as e:
         raise SystemExit(f"rrg-reward: {e}") from None
     logging.basicConfig(

@@ -5,7 +5,8 @@ Routes::
     POST /v1/score      {"hypotheses": [...], "references": [...]} -> {"scores": [{radcliq, radgraph,
                         bertscore, semb, bleu2}, ...], "rewards": [-radcliq, ...]}   (request order)
     POST /v1/openrlhf   OpenRLHF --remote_rm_url: {"query", "prompts", "labels"} -> {"rewards", "scores",
-                        "extra_logs"}; the completion is the query minus its prompt prefix
+                        "extra_logs"}; the completion is located by reward_server.completions (prompt end
+                        found past expanded image placeholders, trailing EOS / end-of-turn texts stripped)
     GET  /health        the process serves HTTP
     GET  /ready         the scorer is loaded and the batcher takes work (503 while draining)
     GET  /metrics       Prometheus text format
@@ -15,18 +16,8 @@ Bodies are parsed here rather than by FastAPI so every malformed input (wrong co
 bad JSON, wrong types, nulls, extra fields) gets a 4xx that names the problem, and scorer inputs can never
 crash a batch that other requests share.
 
-OpenRLHF: ``--remote_rm_url http://HOST:PORT/v1/openrlhf`` (several URLs shard the batch). verl: a custom
-reward file (``custom_reward_function.path=rrg_reward.py``, ``.name=compute_score``)::
-
-    import os
-    from reward_server.client import AsyncRewardClient
-    client = AsyncRewardClient(["http://HOST:8000"], api_key=os.environ.get("RRG_REWARD_API_KEY"))
-
-    async def compute_score(data_source, solution_str, ground_truth, extra_info=None):
-        row = (await client.score([solution_str], [ground_truth]))[0]
-        return {"score": -row["radcliq"], **row}   # verl logs the extra keys
-
-verl runs one such call per sample; the server's batcher coalesces them into GPU batches.
+OpenRLHF: ``--remote_rm_url http://HOST:PORT/v1/openrlhf`` (several URLs shard the batch), or the file
+``reward_server/integrations/openrlhf.py``; verl: ``reward_server/integrations/verl.py``.
 """
 
 from __future__ import annotations
@@ -47,6 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from reward_server.batcher import BatcherClosedError, MicroBatcher, QueueFullError, ScoringError
+from reward_server.completions import CompletionExtractor, PromptNotFoundError
 from reward_server.metrics import ServerMetrics
 
 logger = logging.getLogger(__name__)
@@ -70,7 +62,8 @@ class ServerSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     retry_after_s: int = 1
     api_key: str | None = field(default=None, repr=False)
-    openrlhf_strip: tuple[str, ...] = ()
+    openrlhf_strip: tuple[str, ...] = ()  # stripped from OpenRLHF completions on top of the defaults
+    policy_tokenizer: str | None = None  # its special tokens are stripped too
     timeout_graceful_shutdown_s: float = 60.0
 
     def validate(self) -> None:
@@ -273,6 +266,7 @@ class _State:
             retry_after_s=settings.retry_after_s,
             observer=metrics,
         )
+        self.extractor = CompletionExtractor.build(settings.openrlhf_strip, settings.policy_tokenizer)
         self.started_at = time.time()
 
     @property
@@ -389,16 +383,10 @@ def create_app(
         authorize(request)
         req = _parse(OpenRLHFRequest, await _read_json(request, settings.max_body_bytes))
         _check_texts(settings, {"query": req.query, "prompts": req.prompts, "labels": req.labels})
-        completions = []
-        for i, (query, prompt) in enumerate(zip(req.query, req.prompts, strict=True)):
-            if not query.startswith(prompt):
-                raise ApiError(
-                    422,
-                    f"query[{i}] does not start with prompts[{i}]; the completion is the query "
-                    f"minus its prompt prefix",
-                    "validation",
-                )
-            completions.append(_strip_completion(query[len(prompt) :], settings.openrlhf_strip))
+        try:
+            completions = state.extractor.completions(req.query, req.prompts)
+        except PromptNotFoundError as e:
+            raise ApiError(422, str(e), "validation") from None
         state.metrics.pairs.labels("/v1/openrlhf").inc(len(completions))
         scores, rewards = _rows_out(await run_batch(completions, req.labels))
         extra_logs = {k: [s[k] for s in scores] for k in SCORE_KEYS}
@@ -436,6 +424,7 @@ def create_app(
                 "server": {
                     **settings.public(),
                     "limits": settings.limits(),
+                    "openrlhf": state.extractor.info(),
                     "ready": state.ready,
                     "uptime_s": round(time.time() - state.started_at, 3),
                     "batcher": state.batcher.stats.as_dict(),
@@ -444,19 +433,6 @@ def create_app(
         )
 
     return app
-
-
-def _strip_completion(text: str, suffixes: Sequence[str]) -> str:
-    """Drop trailing stop strings (e.g. an EOS token decoded into the query), then surrounding whitespace."""
-    text = text.rstrip()
-    changed = True
-    while changed:
-        changed = False
-        for s in suffixes:
-            if s and text.endswith(s):
-                text = text[: -len(s)].rstrip()
-                changed = True
-    return text.strip()
 
 
 def serve(scorer: Any, settings: ServerSettings, log_level: str = "info") -> None:

@@ -18,7 +18,8 @@ stops training. Rewards are never silently replaced by zeros.
 Configuration (keyword arguments override the environment): ``RRG_REWARD_URLS`` (comma-separated replicas,
 default ``http://127.0.0.1:8000``), ``RRG_REWARD_API_KEY``, ``RRG_REWARD_TIMEOUT_S``,
 ``RRG_REWARD_RETRY_BUDGET_S``, ``RRG_REWARD_REFERENCE_COLUMN`` (default ``report``), and
-``RRG_REWARD_MODEL_DIR`` to score in-process without a server.
+``RRG_REWARD_MODEL_DIR`` (+ ``RRG_REWARD_DEVICE``) to score in-process without a server; parsed by
+:mod:`reward_server.env`, as in the OpenRLHF and verl integrations.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -40,22 +40,12 @@ from reward_server.client import (
     RewardServerError,
     RewardServerUnavailable,
 )
+from reward_server.env import DEFAULT_URL, read_env, split_urls
 
 logger = logging.getLogger(__name__)
 
 COMPONENTS = ("radcliq", "radgraph", "bertscore", "semb", "bleu2")
-DEFAULT_URL = "http://127.0.0.1:8000"
 _FATAL_STATUS = frozenset({401, 403, 404, 405})  # configuration errors: every later batch would fail too
-
-_ENV = {
-    "urls": "RRG_REWARD_URLS",
-    "api_key": "RRG_REWARD_API_KEY",
-    "timeout_s": "RRG_REWARD_TIMEOUT_S",
-    "retry_budget_s": "RRG_REWARD_RETRY_BUDGET_S",
-    "reference_column": "RRG_REWARD_REFERENCE_COLUMN",
-    "model_dir": "RRG_REWARD_MODEL_DIR",
-    "max_consecutive_failures": "RRG_REWARD_MAX_CONSECUTIVE_FAILURES",
-}
 
 
 class RewardComputationError(RuntimeError):
@@ -82,22 +72,10 @@ class RewardConfig:
         unknown = set(overrides) - known
         if unknown:
             raise TypeError(f"unknown reward config keys {sorted(unknown)}; known: {sorted(known)}")
-        values: dict[str, Any] = {}
-        for name, var in _ENV.items():
-            raw = os.environ.get(var)
-            if raw is None or raw == "":
-                continue
-            if name == "urls":
-                values[name] = tuple(u.strip() for u in raw.split(",") if u.strip())
-            elif name in ("timeout_s", "retry_budget_s"):
-                values[name] = float(raw)
-            elif name == "max_consecutive_failures":
-                values[name] = int(raw)
-            else:
-                values[name] = raw
+        values = read_env(tuple(known))
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("urls"), str):
-            values["urls"] = tuple(u.strip() for u in values["urls"].split(",") if u.strip())
+            values["urls"] = split_urls(values["urls"])
         elif "urls" in values:
             values["urls"] = tuple(values["urls"])
         return replace(cls(), **values)

@@ -43,6 +43,8 @@ def test_serve_flags_of_the_contract():
             "</s>",
             "--openrlhf-strip",
             "<|im_end|>",
+            "--policy-tokenizer",
+            "policy/",
         ]
     )
     assert (args.command, str(args.model_dir), args.device, args.host, args.port) == (
@@ -60,6 +62,7 @@ def test_serve_flags_of_the_contract():
     )
     assert (args.max_pairs_per_request, args.max_text_chars, args.max_queue_pairs) == (100, 50, 1000)
     assert args.openrlhf_strip == ["</s>", "<|im_end|>"]
+    assert str(args.policy_tokenizer) == "policy/"
     defaults = build_parser().parse_args(["serve", "--model-dir", "m"])
     assert (defaults.host, defaults.port, defaults.api_key_env) == ("127.0.0.1", 8000, None)
 
@@ -79,6 +82,11 @@ def test_non_loopback_without_key_is_refused_before_loading(tmp_path):
     missing = tmp_path / "no-such-dir"  # never read: the refusal comes first
     with pytest.raises(SystemExit, match="refusing to bind '0.0.0.0' without authentication"):
         main(["serve", "--model-dir", str(missing), "--host", "0.0.0.0"])
+
+
+def test_unloadable_policy_tokenizer_is_refused_before_loading(tmp_path):
+    with pytest.raises(SystemExit, match="cannot load the policy tokenizer from"):
+        main(["serve", "--model-dir", str(tmp_path / "no-kit"), "--policy-tokenizer", str(tmp_path / "none")])
 
 
 def test_api_key_env_must_be_set(tmp_path, monkeypatch):

@@ -130,6 +130,9 @@ def test_health_ready_info_metrics(live, scorer):
     assert info["server"]["limits"]["max_pairs_per_request"] == MAX_PAIRS
     assert info["server"]["auth"] is True and "api_key" not in info["server"]
     assert KEY not in json.dumps(info)
+    stripped = info["server"]["openrlhf"]["strip"]
+    assert {"</s>", "<|im_end|>", "<|endoftext|>", "<eos>", "<end_of_turn>", "<pad>"} <= set(stripped)
+    assert "<|image_pad|>" in info["server"]["openrlhf"]["image_placeholders"]
     assert info["scorer"]["radcliq_version"] == scorer.info()["radcliq_version"]
     post(live, "/v1/score", {"hypotheses": ["a"]})  # one validation error, counted below
     text = httpx.get(live.url + "/metrics", headers=AUTH).text
@@ -337,7 +340,37 @@ BAD_INPUTS = [
         JSON,
         _body({"query": ["Q: x A: y"], "prompts": ["Q: z"], "labels": ["y"]}),
         422,
-        "query[0] does not start with prompts[0]",
+        "query[0] does not contain prompts[0]",
+    ),
+    (
+        "openrlhf-vlm-prompt-lost",
+        "/v1/openrlhf",
+        JSON,
+        _body(
+            {
+                "query": ["<|im_start|>user\n<|image_pad|><|image_pad|>Hi<|im_end|>\na", "Q: b"],
+                "prompts": ["<|im_start|>user\n<|image_pad|>Hi<|im_end|>\n", "Q: z"],
+                "labels": ["a", "b"],
+            }
+        ),
+        422,
+        "query[1] does not contain prompts[1]",
+    ),
+    (
+        "openrlhf-prompt-ends-in-image",
+        "/v1/openrlhf",
+        JSON,
+        _body({"query": ["USER: <image><image>a"], "prompts": ["USER: <image>"], "labels": ["a"]}),
+        422,
+        "query[0] does not contain prompts[0]",
+    ),
+    (
+        "openrlhf-non-text-label",
+        "/v1/openrlhf",
+        JSON,
+        _body({"query": ["Q: a"], "prompts": ["Q:"], "labels": [3]}),
+        422,
+        "labels[0]",
     ),
     (
         "openrlhf-missing-labels",
