@@ -165,7 +165,10 @@ def test_random_scorer_models_are_logged_once_per_run(live, scorer, official_lay
                 call_all([rewards.reward_func("radcliq"), rewards.reward_func("bleu2")], hyps, report=refs)
             random = name.endswith("tiny kit")
             assert rewards.requests == 3 and rewards.random_weights is random, name
-            assert caplog.text.count(RANDOM_WEIGHTS_NOTICE) == (1 if random else 0), name
+            said = [
+                r for r in caplog.records if r.name == rw.__name__ and RANDOM_WEIGHTS_NOTICE in r.getMessage()
+            ]
+            assert len(said) == (1 if random else 0), name
 
 
 def test_server_down_past_budget_stops_training():
