@@ -214,17 +214,31 @@ def _archive_members(root: Path) -> dict[str, str]:
         }
 
 
+def _component_dirs(root: Path) -> list[Path]:
+    """The folders a user may copy on their own: the two encoders, the scorers repo, the RadGraph backbone."""
+    files = ModelFiles.locate(root, verify=False)
+    backbone = Path(files.radgraph_backbone())
+    return [files.bertscore, files.chexbert_backbone, files.chexbert_weights.parent, backbone]
+
+
 def write_random_weights_marker(model_dir: str | Path, **about) -> Path:
     """Record that every file now in ``model_dir`` holds random weights (``about``: seed, size), by sha256;
-    the RadGraph archive's members too, so an extracted ``radgraph/`` folder is still recognised."""
+    the RadGraph archive's members too, so an extracted ``radgraph/`` folder is still recognised. Each
+    component folder gets a short copy (no file list), so one copied into another directory is caught."""
     root = Path(model_dir)
-    files = {rel: sha256(p) for rel, p in _weight_files(root).items()}
-    members = _archive_members(root)
-    marker = {
+    tag = {
         "random_weights": True,
         "notice": RANDOM_WEIGHTS_NOTICE,
         "written_by": "rrg-reward make-tiny",
         **about,
+    }
+    for folder in _component_dirs(root):
+        if folder.is_dir() and folder.resolve().is_relative_to(root.resolve()):
+            (folder / RANDOM_WEIGHTS_FILE).write_text(json.dumps(tag, indent=1) + "\n")
+    files = {rel: sha256(p) for rel, p in _weight_files(root).items()}
+    members = _archive_members(root)
+    marker = {
+        **tag,
         "files": files,
         "extracted": {f"{SCORERS_REPO}/{RADGRAPH_FILE}": members} if members else {},
     }
@@ -243,6 +257,22 @@ def _read_marker(path: Path) -> tuple[dict, dict[str, str], dict[str, dict[str, 
         ) from None
 
 
+def _refuse_stray_component_markers(root: Path) -> None:
+    """A folder copied from a make-tiny kit into a directory without the kit's marker: random beside others."""
+    stray = sorted(
+        f"{Path(rel).parent.as_posix()}/"
+        for rel in _weight_files(root)
+        if Path(rel).name == RANDOM_WEIGHTS_FILE
+    )
+    if stray:
+        raise ModelFilesError(
+            f"model directory {root} mixes random and other weight files: {', '.join(stray)} come from "
+            f"`rrg-reward make-tiny` (random weights; each holds a {RANDOM_WEIGHTS_FILE}), but {root} has no "
+            f"{RANDOM_WEIGHTS_FILE} of its own, so its other files are not the kit's. Rebuild the kit with "
+            "`rrg-reward make-tiny`, or fetch the official files with `rrg-reward download` into an empty folder"
+        )
+
+
 def check_random_weights(
     model_dir: str | Path, verify: bool = True, verified: dict[str, str] | None = None
 ) -> dict | None:
@@ -255,6 +285,7 @@ def check_random_weights(
     root = Path(model_dir)
     path = root / RANDOM_WEIGHTS_FILE
     if not path.is_file():
+        _refuse_stray_component_markers(root)
         return None
     marker, listed, extracted = _read_marker(path)
     if verify and read_checksums(root) and RANDOM_WEIGHTS_FILE not in read_checksums(root):

@@ -65,7 +65,8 @@ def official_layout_dir(tiny_model_dir, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("official-layout") / "models"
     shutil.copytree(tiny_model_dir, out)
-    (out / RANDOM_WEIGHTS_FILE).unlink()
+    for marker in out.rglob(RANDOM_WEIGHTS_FILE):  # the directory's own, and its component folders' copies
+        marker.unlink()
     write_checksums(out)
     return out
 

@@ -25,17 +25,18 @@ from tests.conftest import REPO
 from tests.parity.ref_env import _hub_entry
 
 
-def test_download_builds_the_layout_from_the_hub(tiny_model_dir, tmp_path):
-    """`rrg-reward download` against a hub cache holding the tiny kit's files under the official repo ids.
+def test_download_builds_the_layout_from_the_hub(official_layout_dir, tiny_model_dir, tmp_path):
+    """`rrg-reward download` against a hub cache holding the tiny kit's files under the official repo ids
+    (without the kit's RANDOM_WEIGHTS.json markers, which no hub repo has).
 
     huggingface_hub serves snapshot_download / hf_hub_download from its cache in offline mode, so the real
     download code runs end to end without a network; the result must be the same layout, loadable.
     """
-    hub = tmp_path / "hub"
-    _hub_entry(hub, "distilroberta-base", tiny_model_dir / "distilroberta-base")
-    _hub_entry(hub, "bert-base-uncased", tiny_model_dir / "bert-base-uncased")
-    _hub_entry(hub, RADGRAPH_BACKBONE, tiny_model_dir / RADGRAPH_BACKBONE)
-    _hub_entry(hub, "StanfordAIMI/RRG_scorers", tiny_model_dir / "StanfordAIMI" / "RRG_scorers")
+    hub, kit = tmp_path / "hub", official_layout_dir
+    _hub_entry(hub, "distilroberta-base", kit / "distilroberta-base")
+    _hub_entry(hub, "bert-base-uncased", kit / "bert-base-uncased")
+    _hub_entry(hub, RADGRAPH_BACKBONE, kit / RADGRAPH_BACKBONE)
+    _hub_entry(hub, "StanfordAIMI/RRG_scorers", kit / "StanfordAIMI" / "RRG_scorers")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
     env.update(HF_HUB_CACHE=str(hub), HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
     out = tmp_path / "downloaded"
@@ -107,6 +108,13 @@ def test_make_tiny_marks_every_file_random_and_checksums_the_marker(tiny_model_d
     sums = read_checksums(tiny_model_dir)
     assert RANDOM_WEIGHTS_FILE in sums  # editing or deleting the marker fails the checksums
     assert marker["files"] == {rel: d for rel, d in sums.items() if rel != RANDOM_WEIGHTS_FILE}
+    folders = {rel.rsplit("/", 1)[0] for rel in marker["files"] if rel.endswith("/" + RANDOM_WEIGHTS_FILE)}
+    assert folders == {
+        "distilroberta-base",
+        "bert-base-uncased",
+        "StanfordAIMI/RRG_scorers",
+        RADGRAPH_BACKBONE,
+    }
 
 
 def test_official_layout_without_the_marker_is_not_labelled(official_layout_dir):
@@ -151,6 +159,19 @@ def test_a_stale_marker_in_an_official_folder_names_every_file(official_layout_d
     with pytest.raises(ModelFilesError) as err:
         ModelFiles.locate(copy)
     assert "distilroberta-base/model.safetensors" in str(err.value) and "radgraph.tar.gz" in str(err.value)
+
+
+def test_a_kit_folder_copied_into_an_official_directory_is_refused(
+    official_layout_dir, tiny_model_dir, tmp_path
+):
+    """No marker at the root, but the scorers repo comes from a make-tiny kit (its folder copy of the marker)."""
+    copy = tmp_path / "models"
+    shutil.copytree(official_layout_dir, copy)
+    shutil.copytree(tiny_model_dir / "StanfordAIMI", copy / "StanfordAIMI", dirs_exist_ok=True)
+    write_checksums(copy)
+    with pytest.raises(ModelFilesError, match="mixes random and other weight files") as err:
+        ModelFiles.locate(copy, verify=False)
+    assert "StanfordAIMI/RRG_scorers/ come from `rrg-reward make-tiny`" in str(err.value)
 
 
 def test_a_marker_outside_the_checksums_is_refused(tiny_model_dir, tmp_path):
