@@ -16,6 +16,8 @@ The tiny kit's layout is deliberately the official one, so the only thing tellin
 the marker ``make-tiny`` writes (``download`` writes none). It lists the sha256 of every file of the kit and is
 itself covered by ``checksums.sha256``; at load a directory with a marker must hold exactly those files, so a
 kit with an official file copied in (or an official folder with a stale marker) is refused, not mislabelled.
+Each component folder also gets a short copy, so a kit folder copied into a downloaded directory is caught too
+(a single weight file copied on its own is not: the mark lives beside the files, not inside them).
 """
 
 from __future__ import annotations
