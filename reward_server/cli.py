@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from reward_server.completions import CompletionExtractor
+from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
 from reward_server.server import ServerSettings
 
 _DEFAULTS = ServerSettings()
@@ -217,6 +218,11 @@ def _read_pairs(args: argparse.Namespace) -> tuple[list[str], list[str], list[di
 def _score(args: argparse.Namespace) -> int:
     hyps, refs, rows = _read_pairs(args)
     scorer = _load_scorer(args)
+    label = random_weights_fields(
+        scorer.random_weights
+    )  # on every row: these numbers may come from a test kit
+    if scorer.random_weights:
+        print(f"rrg-reward score: {RANDOM_WEIGHTS_NOTICE}", file=sys.stderr)
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     try:
         for start in range(0, len(hyps), args.batch_size):
@@ -226,6 +232,7 @@ def _score(args: argparse.Namespace) -> int:
                 record = dict(rows[i]) if rows is not None else {"index": i}
                 record.update(s)
                 record["reward"] = -s["radcliq"]
+                record.update(label)
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if out is not sys.stdout:

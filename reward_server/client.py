@@ -53,6 +53,11 @@ class RewardServerUnavailable(RewardServerError):
     """No replica answered (connection errors, timeouts, 503) within the retry budget."""
 
 
+def scorer_random_weights(info: dict) -> bool:
+    """Whether a server's ``/v1/info`` says its scorer models are the random tiny kit (``rrg-reward make-tiny``)."""
+    return bool((info.get("scorer") or {}).get("random_weights", False))
+
+
 def _check_pairs(hypotheses: Sequence[str], references: Sequence[str]) -> None:
     for name, seq in (("hypotheses", hypotheses), ("references", references)):
         if isinstance(seq, str | bytes):
@@ -123,6 +128,7 @@ class _Base:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.max_pairs_per_request = max_pairs_per_request
+        self.random_weights: bool | None = None  # the server's scorer is the random tiny kit (from /v1/info)
         self._rr = itertools.count()
         self._lock = threading.Lock()
 
@@ -214,6 +220,7 @@ class _Base:
         return scores, rewards
 
     def _limit_from_info(self, info: dict) -> int:
+        self.random_weights = scorer_random_weights(info)
         limit = (info.get("server") or {}).get("limits", {}).get("max_pairs_per_request")
         return int(limit) if isinstance(limit, int) and limit > 0 else FALLBACK_MAX_PAIRS
 

@@ -10,10 +10,19 @@ air-gapped copy of either::
     DIR/StanfordAIMI/RRG_scorers/radgraph.tar.gz  RadGraph (DyGIE++) archive, or radgraph/ extracted
     DIR/<radgraph backbone hub id>/               named by the archive's config.json
     DIR/checksums.sha256                          optional; verified at load when present
+    DIR/RANDOM_WEIGHTS.json                       only in a make-tiny kit: its files' sha256 (see below)
+
+The tiny kit's layout is deliberately the official one, so the only thing telling its RANDOM weights apart is
+the marker ``make-tiny`` writes (``download`` writes none). It lists the sha256 of every file of the kit and is
+itself covered by ``checksums.sha256``; at load a directory with a marker must hold exactly those files, so a
+kit with an official file copied in (or an official folder with a stale marker) is refused, not mislabelled.
+Each component folder also gets a short copy, so a kit folder copied into a downloaded directory is caught too
+(a single weight file copied on its own is not: the mark lives beside the files, not inside them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,6 +40,10 @@ RADGRAPH_FILE = "radgraph.tar.gz"
 # this constant is only what `download` fetches when the archive is not yet present).
 RADGRAPH_BACKBONE = "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext"
 CHECKSUMS = "checksums.sha256"
+RANDOM_WEIGHTS_FILE = "RANDOM_WEIGHTS.json"
+# The one wording every output of scores from random models carries (evaluation, CLI, server, TRL logs, demo).
+RANDOM_WEIGHTS_LABEL = "tiny RANDOM scorer models"
+RANDOM_WEIGHTS_NOTICE = f"{RANDOM_WEIGHTS_LABEL}: numbers show that the pipeline runs, not clinical quality"
 
 # Files a hub model directory needs for config + tokenizer (+ weights where the weights come from it).
 _TOKENIZER_FILES = [
@@ -65,6 +78,7 @@ class ModelFiles:
     chexbert_backbone: Path
     chexbert_weights: Path
     radgraph: Path  # the .tar.gz archive or its extracted folder
+    random_weights: dict | None = None  # the make-tiny marker (seed, size, files) when the weights are random
 
     @classmethod
     def locate(cls, model_dir: str | Path, verify: bool = True) -> ModelFiles:
@@ -93,9 +107,9 @@ class ModelFiles:
             missing.append(f"{SCORERS_REPO}/{RADGRAPH_FILE} (or {SCORERS_REPO}/radgraph/)")
         if missing:
             raise ModelFilesError(f"model directory {root} is missing: {', '.join(missing)}")
-        if verify:
-            verify_checksums(root)
-        return files
+        verified = verify_checksums(root) if verify else {}
+        marker = check_random_weights(root, verify=verify, verified=verified)
+        return dataclasses.replace(files, random_weights=marker)
 
     def radgraph_backbone(self) -> str:
         """The backbone hub id recorded in the RadGraph archive, resolved to a sibling folder if present."""
@@ -170,6 +184,138 @@ def verify_checksums(model_dir: str | Path) -> dict[str, str]:
     if bad:
         raise ModelFilesError(f"model directory {root} fails its {CHECKSUMS}: {', '.join(bad)}")
     return table
+
+
+def random_weights_fields(random_weights: bool) -> dict:
+    """The fields each output of scores carries (``info()``, score rows, evaluation files): the flag, and
+    the notice when the scorer models are random."""
+    if random_weights:
+        return {"random_weights": True, "random_weights_notice": RANDOM_WEIGHTS_NOTICE}
+    return {"random_weights": False}
+
+
+def _weight_files(root: Path) -> dict[str, Path]:
+    """Every tracked file but the marker itself, by relative path."""
+    files = {p.relative_to(root).as_posix(): p for p in _tracked_files(root)}
+    files.pop(RANDOM_WEIGHTS_FILE, None)
+    return files
+
+
+def _archive_members(root: Path) -> dict[str, str]:
+    """sha256 of each RadGraph archive member as extracted into ``radgraph/`` (which ``locate`` accepts too)."""
+    archive = root / SCORERS_REPO / RADGRAPH_FILE
+    if not archive.is_file():
+        return {}
+    with tarfile.open(archive, "r:*") as tar:
+        return {
+            (Path(SCORERS_REPO) / "radgraph" / m.name).as_posix(): hashlib.sha256(
+                tar.extractfile(m).read()
+            ).hexdigest()
+            for m in tar.getmembers()
+            if m.isfile()
+        }
+
+
+def _component_dirs(root: Path) -> list[Path]:
+    """The folders a user may copy on their own: the two encoders, the scorers repo, the RadGraph backbone."""
+    files = ModelFiles.locate(root, verify=False)
+    backbone = Path(files.radgraph_backbone())
+    return [files.bertscore, files.chexbert_backbone, files.chexbert_weights.parent, backbone]
+
+
+def write_random_weights_marker(model_dir: str | Path, **about) -> Path:
+    """Record that every file now in ``model_dir`` holds random weights (``about``: seed, size), by sha256;
+    the RadGraph archive's members too, so an extracted ``radgraph/`` folder is still recognised. Each
+    component folder gets a short copy (no file list), so one copied into another directory is caught."""
+    root = Path(model_dir)
+    tag = {
+        "random_weights": True,
+        "notice": RANDOM_WEIGHTS_NOTICE,
+        "written_by": "rrg-reward make-tiny",
+        **about,
+    }
+    for folder in _component_dirs(root):
+        if folder.is_dir() and folder.resolve().is_relative_to(root.resolve()):
+            (folder / RANDOM_WEIGHTS_FILE).write_text(json.dumps(tag, indent=1) + "\n")
+    files = {rel: sha256(p) for rel, p in _weight_files(root).items()}
+    members = _archive_members(root)
+    marker = {
+        **tag,
+        "files": files,
+        "extracted": {f"{SCORERS_REPO}/{RADGRAPH_FILE}": members} if members else {},
+    }
+    out = root / RANDOM_WEIGHTS_FILE
+    out.write_text(json.dumps(marker, indent=1) + "\n")
+    return out
+
+
+def _read_marker(path: Path) -> tuple[dict, dict[str, str], dict[str, dict[str, str]]]:
+    try:
+        marker = json.loads(path.read_text())
+        return marker, dict(marker["files"]), {k: dict(v) for k, v in marker.get("extracted", {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ModelFilesError(
+            f"{path} is not a make-tiny marker ({e!r}); rebuild the kit with `rrg-reward make-tiny`"
+        ) from None
+
+
+def _refuse_stray_component_markers(root: Path) -> None:
+    """A folder copied from a make-tiny kit into a directory without the kit's marker: random beside others."""
+    stray = sorted(
+        f"{Path(rel).parent.as_posix()}/"
+        for rel in _weight_files(root)
+        if Path(rel).name == RANDOM_WEIGHTS_FILE
+    )
+    if stray:
+        raise ModelFilesError(
+            f"model directory {root} mixes random and other weight files: {', '.join(stray)} come from "
+            f"`rrg-reward make-tiny` (random weights; each holds a {RANDOM_WEIGHTS_FILE}), but {root} has no "
+            f"{RANDOM_WEIGHTS_FILE} of its own, so its other files are not the kit's. Rebuild the kit with "
+            "`rrg-reward make-tiny`, or fetch the official files with `rrg-reward download` into an empty folder"
+        )
+
+
+def check_random_weights(
+    model_dir: str | Path, verify: bool = True, verified: dict[str, str] | None = None
+) -> dict | None:
+    """The make-tiny marker of ``model_dir`` (None: no marker, i.e. official files); raise on a mixed directory.
+
+    With a marker, every file must be one it lists (with ``verify``, with the listed sha256; ``verified``:
+    digests already checked against the files) and every listed file must be there: anything else means
+    random and other files side by side, and the error names them.
+    """
+    root = Path(model_dir)
+    path = root / RANDOM_WEIGHTS_FILE
+    if not path.is_file():
+        _refuse_stray_component_markers(root)
+        return None
+    marker, listed, extracted = _read_marker(path)
+    if verify and read_checksums(root) and RANDOM_WEIGHTS_FILE not in read_checksums(root):
+        raise ModelFilesError(f"{path} is not covered by {root / CHECKSUMS}: it was added or edited by hand")
+    known = {**listed, **{m: d for members in extracted.values() for m, d in members.items()}}
+    verified = verified or {}
+    present = _weight_files(root)
+
+    def is_random(rel: str, p: Path) -> bool:
+        return rel in known and (not verify or (verified.get(rel) or sha256(p)) == known[rel])
+
+    foreign = sorted(rel for rel, p in present.items() if not is_random(rel, p))
+    missing = sorted(
+        rel
+        for rel in listed
+        if rel not in present and not (rel in extracted and set(extracted[rel]) <= set(present))
+    )
+    if foreign or missing:
+        random = sorted({f"{Path(rel).parent.as_posix()}/" for rel in present if rel not in foreign})
+        problems = [f"not the random files it lists: {', '.join(foreign)}"] if foreign else []
+        problems += [f"random files it lists are gone: {', '.join(missing)}"] if missing else []
+        problems += [f"its random files are still in: {', '.join(random)}"] if random else []
+        raise ModelFilesError(
+            f"model directory {root} mixes random and other weight files ({RANDOM_WEIGHTS_FILE} is the "
+            f"make-tiny marker): {'; '.join(problems)}. Rebuild the kit with `rrg-reward make-tiny`, or fetch "
+            "the official files with `rrg-reward download` into an empty folder"
+        )
+    return marker
 
 
 def _materialise(snapshot: Path, dest: Path) -> None:

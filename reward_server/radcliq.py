@@ -21,7 +21,12 @@ import torch
 
 from reward_server.bleu import bleu2
 from reward_server.composite import FEATURES, get_model
-from reward_server.model_files import ModelFiles, read_checksums
+from reward_server.model_files import (
+    RANDOM_WEIGHTS_NOTICE,
+    ModelFiles,
+    random_weights_fields,
+    read_checksums,
+)
 from reward_server.radgraph import RadGraph, entity_set, relation_set, set_f1
 from reward_server.texts import check_pairs
 
@@ -108,6 +113,8 @@ class RadCliQScorer:
         self.idf = idf
         self.cache = FeatureCache(cache_size)
         self.files = files
+        # make-tiny's marker was found: every output built on these scores must say the models are random.
+        self.random_weights = bool(files is not None and files.random_weights)
         self._warned_tf32 = False
 
     @classmethod
@@ -136,6 +143,8 @@ class RadCliQScorer:
             files.chexbert_weights, files.chexbert_backbone, device=device, dtype=dtype
         )
         radgraph = RadGraph.from_pretrained(files.radgraph, model_dir=files.root, device=device, dtype=dtype)
+        if files.random_weights:
+            logger.warning("scorer models in %s: %s", files.root, RANDOM_WEIGHTS_NOTICE)
         return cls(
             bertscore, chexbert, radgraph, version=version, idf=idf, cache_size=cache_size, files=files
         )
@@ -258,4 +267,5 @@ class RadCliQScorer:
                 "misses": self.cache.misses,
             },
             "files": files,
+            **random_weights_fields(self.random_weights),
         }

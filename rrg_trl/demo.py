@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reward_server.model_files import RANDOM_WEIGHTS_LABEL, random_weights_fields
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the demo may touch the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -454,7 +456,8 @@ def main(config: DemoConfig) -> dict[str, Any]:
     summary = {
         "synthetic": True,
         "data": describe_data(config),
-        "reward_definition": "-RadCliQ-v1 per report (higher is better); tiny RANDOM scorer models",
+        **random_weights_fields(after["random_weights"]),  # the evaluation read the kit's marker
+        "reward_definition": f"-RadCliQ-v1 per report (higher is better); {RANDOM_WEIGHTS_LABEL}",
         "reward_before_rl": before["metrics"]["reward"],
         "reward_after_rl": after["metrics"]["reward"],
         "sampled_reward_before_rl": before["details"].get("reward_sampled"),
@@ -487,7 +490,7 @@ def _report(summary: dict[str, Any], table: Path) -> None:
     print(table.read_text(encoding="utf-8"))
     trend = summary["grpo_training_reward"]
     before, after = summary["reward_before_rl"], summary["reward_after_rl"]
-    print(f"Reward (-RadCliQ-v1, higher is better; tiny RANDOM scorer models; data: {summary['data']}):")
+    print(f"Reward (-RadCliQ-v1, higher is better; {RANDOM_WEIGHTS_LABEL}; data: {summary['data']}):")
     s0, s1 = summary["sampled_reward_before_rl"], summary["sampled_reward_after_rl"]
     if s0 and s1 and s0["mean"] is not None and s1["mean"] is not None:
         print(

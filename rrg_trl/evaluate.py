@@ -14,7 +14,8 @@ all through the code the reward uses (:mod:`rrg_trl.evaluation.scoring`). Output
 baseline run's when ``--baseline`` is given) and ``training_curves.png`` (loss and reward from the trainer
 state of each ``--training_runs`` entry); with ``--sampled_reward_samples K`` also ``sampled.jsonl`` (K
 sampled reports per study and their reward, whose mean is the quantity RL maximises). Synthetic data is
-labelled as such in every one of them.
+labelled as such in every one of them, and so are scores from the random tiny scorer kit (``rrg-reward
+make-tiny``; :data:`reward_server.model_files.RANDOM_WEIGHTS_NOTICE`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
 from rrg_trl.data import DataConfig, load_dataset_from_config
 from rrg_trl.evaluation.hypotheses import EvalSample, samples_from_jsonl
 from rrg_trl.evaluation.table import SYNTHETIC_NOTE, TABLE_KEYS, render_markdown
@@ -376,6 +378,8 @@ def main(
 
     data = describe_data(samples)
     synthetic = data["synthetic"]
+    random_weights = scores.details["reward"]["random_weights"]  # scored with the random tiny kit
+    label = random_weights_fields(random_weights)
     dataset_name = (
         data_config.dataset if used_data else f"hypotheses file {Path(config.hypotheses_file).name}"
     )
@@ -403,6 +407,7 @@ def main(
                             "hypothesis": hyp,
                             "reference": ref,
                             "reward": _finite_or_none(reward),
+                            **label,
                         },
                         ensure_ascii=False,
                     )
@@ -420,6 +425,7 @@ def main(
                 "hypothesis": sample.hypothesis,
                 "reference": sample.reference,
                 **row,
+                **label,
             }
             f.write(json.dumps({k: _finite_or_none(v) for k, v in record.items()}, ensure_ascii=False) + "\n")
 
@@ -435,6 +441,7 @@ def main(
         baseline=baseline["metrics"] if baseline else None,
         baseline_name=baseline_name or "baseline",
         notes=_notes(data, scores),
+        random_weights=random_weights,
     )
     outputs["table"].write_text(table, encoding="utf-8")
     plot_metric_bars(
@@ -445,6 +452,7 @@ def main(
         baseline_name=baseline_name or "baseline",
         title=title,
         synthetic=synthetic,
+        random_weights=random_weights,
     )
     if runs:
         plot_training_curves(
@@ -455,6 +463,7 @@ def main(
     summary = {
         "run_name": run_name,
         "synthetic": synthetic,
+        **label,
         "data": {**data, "dataset": dataset_name, "split": config.eval_split, "n_samples": len(samples)},
         "metrics": {k: _finite_or_none(v) for k, v in scores.metrics.items()},
         "table_metrics": list(TABLE_KEYS),
@@ -481,7 +490,8 @@ def main(
 def _notes(data: dict, scores) -> list[str]:
     version = _reward_version(scores)
     notes = [
-        f"Data: {data['label']}.",
+        f"Data: {data['label']}."
+        + (f" Scored with {RANDOM_WEIGHTS_NOTICE}." if scores.details["reward"]["random_weights"] else ""),
         f"Reward (mean -RadCliQ-{version}) of these reports: {_fmt(scores.metrics.get('reward'))}.",
     ]
     sampled = scores.details.get("reward_sampled")

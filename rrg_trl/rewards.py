@@ -39,8 +39,10 @@ from reward_server.client import (
     RewardRequestError,
     RewardServerError,
     RewardServerUnavailable,
+    scorer_random_weights,
 )
 from reward_server.env import DEFAULT_URL, read_env, split_urls
+from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,7 @@ class RadCliQRewards:
         self._inflight: OrderedDict[tuple, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = OrderedDict()
         self._consecutive_failures = 0
         self.requests = 0  # scoring calls made (tests check the sharing)
+        self.random_weights: bool | None = None  # known after the first scored batch
 
     # ------------------------------------------------------------------ reward functions
     def reward_func(self, component: str = "radcliq") -> Callable[..., Any]:
@@ -228,7 +231,25 @@ class RadCliQRewards:
         if log_metric is not None:
             log_metric("reward_server/latency_s", time.perf_counter() - start)
             log_metric("reward_server/failed", 0.0)
+        if self.random_weights is None:
+            await self._check_random_weights()
         return rows
+
+    async def _check_random_weights(self) -> None:
+        """Once per run: say in the training log when the rewards come from the random tiny scorer kit."""
+        if self.scorer is not None:
+            self.random_weights = bool(getattr(self.scorer, "random_weights", False))
+        else:
+            known = self.client.random_weights  # set when the client read /v1/info for its limits
+            if known is None:
+                try:
+                    known = scorer_random_weights(await self.client.info())
+                except RewardServerError as e:
+                    logger.warning("could not read the reward server's /v1/info: %s", e)
+                    return
+            self.random_weights = known
+        if self.random_weights:
+            logger.warning("RadCliQ rewards of this run come from %s", RANDOM_WEIGHTS_NOTICE)
 
     def _failed(
         self, n: int, error: Exception, log_metric: Callable[[str, float], None] | None

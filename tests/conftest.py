@@ -55,6 +55,22 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny(tmp_path_factory.mktemp("tiny-kit") / "models", seed=0)
 
 
+@pytest.fixture(scope="session")
+def official_layout_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny kit as ``rrg-reward download`` would leave a directory: no random-weights marker, checksums
+    rewritten by the project's own writer. Its outputs must not be labelled random."""
+    import shutil
+
+    from reward_server.model_files import RANDOM_WEIGHTS_FILE, write_checksums
+
+    out = tmp_path_factory.mktemp("official-layout") / "models"
+    shutil.copytree(tiny_model_dir, out)
+    for marker in out.rglob(RANDOM_WEIGHTS_FILE):  # the directory's own, and its component folders' copies
+        marker.unlink()
+    write_checksums(out)
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Pin one intra-op thread for every test, even after code under test (the demo) changed it."""

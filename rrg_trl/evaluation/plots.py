@@ -1,6 +1,7 @@
 """PNG plots for an evaluation run: training curves from a Trainer's state, and metric bars vs a baseline.
 
-Rendered with matplotlib's Agg backend (no display needed). Synthetic-data runs say so in every title.
+Rendered with matplotlib's Agg backend (no display needed). Synthetic-data runs say so in every title, and
+metric bars scored with the random tiny kit say so in theirs and in a note under the bars.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from reward_server.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
 from rrg_trl.evaluation.table import TABLE_METRICS
 
 TRAINER_STATE = "trainer_state.json"
@@ -126,11 +128,12 @@ def plot_metric_bars(
     baseline_name: str = "baseline",
     title: str = "Evaluation",
     synthetic: bool = False,
+    random_weights: bool = False,
 ) -> Path:
     """Horizontal bars of every table metric (this run, and the baseline beside it when given).
 
     Higher-is-better metrics on the left, RadCliQ (lower is better) on the right; an unavailable value is
-    drawn as "n/a", not as a zero bar.
+    drawn as "n/a", not as a zero bar. ``random_weights``: scored with the random tiny kit (title and note).
     """
     plt = _pyplot()
     groups = [
@@ -167,7 +170,12 @@ def plot_metric_bars(
         ax.grid(axis="x", alpha=0.3)
         lo, hi = ax.get_xlim()
         ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.15 * (hi - lo))  # room for the value labels
-    fig.suptitle(title + (" (SYNTHETIC data)" if synthetic else ""), fontweight="bold", y=0.985)
+    suffix = (" (SYNTHETIC data)" if synthetic else "") + (
+        f" ({RANDOM_WEIGHTS_LABEL})" if random_weights else ""
+    )
+    fig.suptitle(title + suffix, fontweight="bold", y=0.985)
+    if random_weights:
+        fig.text(0.5, 0.01, RANDOM_WEIGHTS_NOTICE, ha="center", va="bottom", color="C3", fontsize=9)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(
         handles,
@@ -178,9 +186,11 @@ def plot_metric_bars(
         ncol=len(series),
         frameon=False,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.tight_layout(rect=(0, 0.03 if random_weights else 0, 1, 0.92))
     out = Path(out_path)
-    fig.savefig(out, dpi=110)
+    # The same words as PNG text chunks, so a copied image still carries them (and tests can read them).
+    about = {"Title": title + suffix, **({"Description": RANDOM_WEIGHTS_NOTICE} if random_weights else {})}
+    fig.savefig(out, dpi=110, metadata=about)
     plt.close(fig)
     return out
 

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from reward_server.chexbert_f1 import CONDITIONS, binarize, chexbert_f1
+from reward_server.client import scorer_random_weights
 from reward_server.composite import FEATURES, RADCLIQ_V0, RADCLIQ_V1
 from reward_server.radgraph import radgraph_reward
 from reward_server.texts import check_pairs
@@ -153,11 +154,16 @@ def score_reports(
             "source": "in-process RadCliQScorer",
             "radcliq_version": scorer.version,
             "idf": scorer.idf,
+            "random_weights": bool(getattr(scorer, "random_weights", False)),
         }
     else:
         rows, info = _client_rows(client, hyps, refs, chunk_size, progress)
         hyp_feats = ref_feats = None
-        details["reward"] = {"source": f"reward server {', '.join(client.urls)}", "server_info": info}
+        details["reward"] = {
+            "source": f"reward server {', '.join(client.urls)}",
+            "server_info": info,
+            "random_weights": scorer_random_weights(info),
+        }
 
     v0, v1 = _radcliq_versions(rows)
     for i, (row, r) in enumerate(zip(per_sample, rows, strict=True)):

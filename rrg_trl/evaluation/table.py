@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from reward_server.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -62,16 +64,21 @@ def render_markdown(
     synthetic: bool = False,
     notes: list[str] | None = None,
     digits: int = 4,
+    random_weights: bool = False,
 ) -> str:
     """A GitHub markdown table of :data:`TABLE_METRICS`; with ``baseline`` also its column and the change.
 
     Unavailable metrics print ``n/a`` and their reason is listed under the table, never a made-up number.
+    ``random_weights``: the scorer models are the random tiny kit, said in the title and a note.
     """
     unavailable = dict(unavailable or {})
     heading = f"# {title}" + (f" ({SYNTHETIC_NOTE.split(':')[0]})" if synthetic else "")
+    heading += f" ({RANDOM_WEIGHTS_LABEL})" if random_weights else ""
     lines = [heading, ""]
     if synthetic:
         lines += [f"> {SYNTHETIC_NOTE}.", ""]
+    if random_weights:
+        lines += [f"> {RANDOM_WEIGHTS_NOTICE}.", ""]
     header = ["Group", "Metric", run_name]
     if baseline is not None:
         header += [baseline_name, "change"]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from reward_server.cli import build_parser, main
-from reward_server.model_files import ModelFiles, read_checksums
+from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, ModelFiles, read_checksums
 from tests.reward_server.live import free_port, grpo_batch, spawn_server, tiny_scorer, wait_ready
 
 
@@ -118,7 +118,7 @@ def test_make_tiny_writes_a_complete_kit(tmp_path, tiny_model_dir, capsys):
     assert read_checksums(tmp_path / "kit").keys() == read_checksums(tiny_model_dir).keys()
 
 
-def test_score_files_and_jsonl(tmp_path, tiny_model_dir):
+def test_score_files_and_jsonl(tmp_path, tiny_model_dir, capsys):
     hyps, refs = grpo_batch(2, group=3, seed=9)
     expected = tiny_scorer(str(tiny_model_dir)).score(hyps, refs)
     (tmp_path / "h.txt").write_text("\n".join(hyps) + "\n")
@@ -145,6 +145,8 @@ def test_score_files_and_jsonl(tmp_path, tiny_model_dir):
     for row, e in zip(rows, expected, strict=True):
         assert row["radcliq"] == pytest.approx(e["radcliq"], abs=1e-4)
         assert row["reward"] == -row["radcliq"]
+        assert row["random_weights"] is True and row["random_weights_notice"] == RANDOM_WEIGHTS_NOTICE
+    assert RANDOM_WEIGHTS_NOTICE in capsys.readouterr().err
 
     with open(tmp_path / "in.jsonl", "w") as f:
         for i, (h, r) in enumerate(zip(hyps, refs, strict=True)):
@@ -229,3 +231,16 @@ def test_serve_end_to_end_with_auth_and_sigterm(tiny_model_dir):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_score_rows_of_an_official_layout_are_not_labelled(tmp_path, official_layout_dir, capsys):
+    (tmp_path / "h.txt").write_text("No effusion.\nSmall effusion.\n")
+    (tmp_path / "r.txt").write_text("No effusion.\nNo pneumothorax.\n")
+    args = ["score", "--model-dir", str(official_layout_dir), "--device", "cpu"]
+    main([*args, "--hypotheses", str(tmp_path / "h.txt"), "--references", str(tmp_path / "r.txt")])
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 2 and all(
+        r["random_weights"] is False and "random_weights_notice" not in r for r in rows
+    )
+    assert "RANDOM" not in err

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from reward_server import RadCliQScorer
-from reward_server.model_files import CHECKSUMS, ModelFilesError
+from reward_server.model_files import CHECKSUMS, RANDOM_WEIGHTS_NOTICE, ModelFilesError
 from reward_server.radcliq import tf32_matmul_enabled
 from reward_server.tinykit.corpus import synthetic_reports
 from tests.parity.pairs import iu_reports, make_pairs
@@ -161,6 +161,14 @@ def test_info_names_files_and_checksums(scorer):
     info = scorer.info()
     assert info["radcliq_version"] == "v1" and info["idf"] is False and info["device"] == "cpu"
     assert "StanfordAIMI/RRG_scorers/chexbert.pth" in info["files"]["checksums"]
+    assert info["random_weights"] is True and info["random_weights_notice"] == RANDOM_WEIGHTS_NOTICE
+
+
+def test_official_layout_scorer_is_not_labelled_random(official_layout_dir):
+    from tests.reward_server.live import tiny_scorer
+
+    info = tiny_scorer(str(official_layout_dir)).info()
+    assert info["random_weights"] is False and "random_weights_notice" not in info
 
 
 def test_checksum_mismatch_is_named(tiny_model_dir, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import threading
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 import torch
 
+from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
 from reward_server.server import ServerSettings, check_bind, is_loopback
 from tests.reward_server.live import (
     FaultyScorer,
@@ -148,6 +150,23 @@ def test_health_ready_info_metrics(live, scorer):
         assert name in text, name
     assert httpx.get(live.url + "/metrics").status_code == 401
     assert httpx.get(live.url + "/v1/info").status_code == 401
+
+
+@pytest.mark.parametrize("random_kit", [True, False], ids=["make-tiny", "official-layout"])
+def test_info_and_startup_log_say_whether_the_scorer_models_are_random(
+    tiny_model_dir, official_layout_dir, random_kit, caplog
+):
+    scorer = tiny_scorer(str(tiny_model_dir if random_kit else official_layout_dir))
+    with caplog.at_level(logging.INFO, logger="reward_server.server"), LiveServer(scorer) as server:
+        info = httpx.get(server.url + "/v1/info").json()["scorer"]
+    [ready] = [r for r in caplog.records if r.getMessage().startswith("reward server ready")]
+    assert info["random_weights"] is random_kit
+    if random_kit:
+        assert info["random_weights_notice"] == RANDOM_WEIGHTS_NOTICE
+        assert ready.levelno == logging.WARNING and RANDOM_WEIGHTS_NOTICE in ready.getMessage()
+    else:
+        assert "random_weights_notice" not in info
+        assert ready.levelno == logging.INFO and "RANDOM" not in ready.getMessage()
 
 
 # ---------------------------------------------------------------------- bad input

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from reward_server.model_files import RANDOM_WEIGHTS_LABEL
 from rrg_trl import demo
 from rrg_trl.evaluation.table import TABLE_KEYS
 
@@ -107,10 +108,13 @@ def test_demo_trained_both_stages_and_evaluated_before_and_after(demo_run):
 def test_demo_labels_synthetic_data_everywhere(demo_run):
     out, summary, _ = demo_run
     assert summary["synthetic"] is True and "SYNTHETIC" in summary["data"]
+    assert summary["random_weights"] is True and RANDOM_WEIGHTS_LABEL in summary["reward_definition"]
     for run in ("before_rl", "after_rl"):
         evaluation = json.loads((out / "eval" / run / "summary.json").read_text())
         assert evaluation["synthetic"] is True
         assert "SYNTHETIC" in (out / "eval" / run / "table.md").read_text().splitlines()[0]
+        assert evaluation["random_weights"] is True  # and the scorer models are the random tiny kit
+        assert RANDOM_WEIGHTS_LABEL in (out / "eval" / run / "table.md").read_text().splitlines()[0]
         rows = [json.loads(line) for line in (out / "eval" / run / "samples.jsonl").read_text().splitlines()]
         assert len(rows) == 4 and all(r["synthetic"] for r in rows)
 

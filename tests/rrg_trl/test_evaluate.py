@@ -11,6 +11,7 @@ import yaml
 from PIL import Image
 from transformers import TrainerState
 
+from reward_server.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
 from rrg_trl import evaluate
 from rrg_trl.data import DataConfig
 from rrg_trl.evaluate import EvaluateConfig
@@ -74,6 +75,39 @@ def test_every_output_is_written_and_labelled_synthetic(first_run):
     assert len(rows) == 5
     assert all(r["synthetic"] is True and r["source"] == "synthetic" for r in rows)
     assert [r["id"] for r in rows] == [f"synthetic-test-{i:05d}" for i in range(5)]
+
+
+def test_every_output_says_the_scorer_models_are_random(first_run):
+    """The tiny kit's marker reaches the table (title, note, data line), summary, both JSONL files and the plot."""
+    out, summary = first_run
+    assert summary["random_weights"] is True and summary["random_weights_notice"] == RANDOM_WEIGHTS_NOTICE
+    table = (out / "table.md").read_text().splitlines()
+    assert RANDOM_WEIGHTS_LABEL in table[0] and f"> {RANDOM_WEIGHTS_NOTICE}." in table
+    [data_line] = [line for line in table if line.startswith("Data: ")]
+    assert RANDOM_WEIGHTS_NOTICE in data_line
+    for name in ("samples.jsonl", "sampled.jsonl"):
+        rows = [json.loads(line) for line in (out / name).read_text().splitlines()]
+        assert all(r["random_weights"] is True for r in rows), name
+        assert all(r["random_weights_notice"] == RANDOM_WEIGHTS_NOTICE for r in rows), name
+    with Image.open(out / "metrics.png") as im:
+        assert RANDOM_WEIGHTS_LABEL in im.text["Title"] and im.text["Description"] == RANDOM_WEIGHTS_NOTICE
+
+
+def test_an_official_layout_scorer_labels_nothing_random(first_run, official_layout_dir, tmp_path):
+    from tests.reward_server.live import tiny_scorer
+
+    out, _ = first_run
+    config = EvaluateConfig(
+        hypotheses_file=str(out / "samples.jsonl"), output_dir=str(tmp_path), meteor=False, progress=False
+    )
+    summary = evaluate.main(config, scorer=tiny_scorer(str(official_layout_dir)))
+    assert summary["random_weights"] is False and "random_weights_notice" not in summary
+    assert "RANDOM" not in (tmp_path / "table.md").read_text()
+    assert all(
+        r["random_weights"] is False and "random_weights_notice" not in r for r in _read_samples(tmp_path)
+    )
+    with Image.open(tmp_path / "metrics.png") as im:
+        assert "RANDOM" not in im.text["Title"] and "Description" not in im.text
 
 
 def test_every_table_column_is_finite_or_explicitly_unavailable(first_run):

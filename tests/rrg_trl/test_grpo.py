@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from reward_server.client import RewardServerUnavailable
+from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
 from rrg_trl import grpo
 from rrg_trl.model_utils import adapter_chain
 from tests.reward_server.live import FaultyScorer, LiveServer
@@ -155,6 +156,10 @@ def test_transient_reward_failure_gives_no_reward_and_training_continues(
     assert logged(result, "grad_norm")[1] == 0.0, "unscored completions get zero advantage: no update"
     assert "RadCliQ reward failed for a batch of 4 completions" in caplog.text
     assert "injected scorer fault" in caplog.text
+    said = [
+        r for r in caplog.records if r.name == "rrg_trl.rewards" and RANDOM_WEIGHTS_NOTICE in r.getMessage()
+    ]
+    assert len(said) == 1  # the server runs the tiny kit: the run's reward log says so, once
 
 
 def test_server_down_past_the_budget_stops_training_and_a_relaunch_resumes(

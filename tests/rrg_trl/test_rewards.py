@@ -10,6 +10,7 @@ import math
 import pytest
 
 from reward_server.client import AsyncRewardClient, RewardRequestError, RewardServerUnavailable
+from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
 from rrg_trl import rewards as rw
 from rrg_trl.rewards import COMPONENTS, RadCliQRewards, RewardComputationError, RewardConfig, get_reward_funcs
 from tests.reward_server.live import (
@@ -138,6 +139,36 @@ def test_transient_failure_gives_none_and_is_logged(scorer, caplog):
             call_all([radcliq], ["POISON"], report=["a"])
         with pytest.raises(RewardComputationError, match="3 batches in a row"):
             call_all([radcliq], ["POISON"], report=["a"])
+
+
+def test_random_scorer_models_are_logged_once_per_run(live, scorer, official_layout_dir, caplog):
+    """The training log says once that the rewards come from the random tiny kit (remote or in-process);
+    an official-layout scorer, behind a server or not, is not called random."""
+    official = tiny_scorer(str(official_layout_dir))
+    with (
+        LiveServer(official, max_wait_ms=0) as plain_server,
+        caplog.at_level(logging.WARNING, "rrg_trl.rewards"),
+    ):
+        backends = {
+            "remote tiny kit": RadCliQRewards(RewardConfig(urls=(live.url,))),
+            "in-process tiny kit": RadCliQRewards(scorer=scorer),
+            # a client that never needed /v1/info for its limits: the reward asks for it itself
+            "remote official": RadCliQRewards(
+                client=AsyncRewardClient(plain_server.url, max_pairs_per_request=64)
+            ),
+            "in-process official": RadCliQRewards(scorer=official),
+        }
+        for name, rewards in backends.items():
+            caplog.clear()
+            for seed in range(3):  # three different batches, one line
+                hyps, refs = grpo_batch(1, group=2, seed=20 + seed)
+                call_all([rewards.reward_func("radcliq"), rewards.reward_func("bleu2")], hyps, report=refs)
+            random = name.endswith("tiny kit")
+            assert rewards.requests == 3 and rewards.random_weights is random, name
+            said = [
+                r for r in caplog.records if r.name == rw.__name__ and RANDOM_WEIGHTS_NOTICE in r.getMessage()
+            ]
+            assert len(said) == (1 if random else 0), name
 
 
 def test_server_down_past_budget_stops_training():

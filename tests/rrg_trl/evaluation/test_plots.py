@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from transformers import TrainerState
 
+from reward_server.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
 from rrg_trl.evaluation.plots import (
     find_trainer_state,
     plot_metric_bars,
@@ -81,6 +82,17 @@ def test_metric_bars_png_with_baseline_and_missing_values(tmp_path):
     out = plot_metric_bars(metrics, tmp_path / "bars.png", baseline=baseline, baseline_name="sft")
     with Image.open(out) as im:
         assert im.format == "PNG" and im.size[0] > 800
+
+
+def test_metric_bars_of_random_scorer_models_say_so(tmp_path):
+    metrics = {m.key: 0.4 for m in TABLE_METRICS}
+    random = plot_metric_bars(metrics, tmp_path / "random.png", title="eval", random_weights=True)
+    plain = plot_metric_bars(metrics, tmp_path / "plain.png", title="eval")
+    with Image.open(random) as im:  # drawn in the title and under the bars; the same words as PNG text
+        assert im.text["Title"] == f"eval ({RANDOM_WEIGHTS_LABEL})"
+        assert im.text["Description"] == RANDOM_WEIGHTS_NOTICE
+    with Image.open(plain) as im:
+        assert im.text["Title"] == "eval" and "Description" not in im.text
 
 
 def test_run_names_are_unique(tmp_path):

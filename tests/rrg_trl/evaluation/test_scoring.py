@@ -123,6 +123,8 @@ def test_reward_server_client_gives_the_same_features(scored, scorer, pairs):
         assert remote.metrics[key] is None
         assert remote.unavailable[key] == SERVER_ONLY_REASON
     assert remote.details["reward"]["server_info"]["scorer"]["radcliq_version"] == "v1"
+    # the tiny kit behind the server is random: the client learns it from /v1/info, as in-process scoring does
+    assert remote.details["reward"]["random_weights"] is scored.details["reward"]["random_weights"] is True
 
 
 def test_the_scorer_cache_bound_is_restored(scorer, pairs):

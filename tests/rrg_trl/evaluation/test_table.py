@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reward_server.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
 from rrg_trl.evaluation.table import SYNTHETIC_NOTE, TABLE_METRICS, render_markdown
 
 
@@ -44,3 +45,10 @@ def test_synthetic_runs_say_so_in_the_title_and_a_note():
     first = text.splitlines()[0]
     assert first.startswith("# demo") and "SYNTHETIC" in first
     assert SYNTHETIC_NOTE in text
+
+
+def test_random_scorer_models_are_said_in_the_title_and_a_note():
+    text = render_markdown({}, title="eval", random_weights=True)
+    assert text.splitlines()[0] == f"# eval ({RANDOM_WEIGHTS_LABEL})"
+    assert f"> {RANDOM_WEIGHTS_NOTICE}." in text.splitlines()
+    assert "RANDOM" not in render_markdown({}, title="eval")
