@@ -73,6 +73,7 @@ class RayServeConfig:
     num_cpus_per_replica: float = 1.0
     health_check_period_s: float = 10.0
     health_check_timeout_s: float = 30.0
+    log_level: str = "info"  # the replicas' (and Serve's access log, at info)
 
     def validate(self) -> None:
         self.settings.validate()
@@ -110,6 +111,7 @@ class RayServeConfig:
             },
             "health_check_period_s": self.health_check_period_s,
             "health_check_timeout_s": self.health_check_timeout_s,
+            "logging_config": {"log_level": self.log_level.upper()},
         }
         if self.min_replicas is None:
             options["num_replicas"] = self.num_replicas
@@ -242,8 +244,8 @@ def serve_ray(
 
     config.validate()
     check_bind(config.settings)
-    stop = stop or _stop_on_signals()
     ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False)
+    stop = stop or _stop_on_signals()  # after ray.init, whose core worker installs its own SIGTERM handler
     try:
         serve.start(http_options={"host": config.settings.host, "port": config.settings.port})
         serve.run(build_app(config), name=config.app_name, route_prefix="/")
@@ -284,9 +286,10 @@ def get_scorer_handle(app_name: str | None = None):
     return serve.get_app_handle(app_name or os.environ.get(ENV_APP_NAME) or APP_NAME)
 
 
-def use_ray_handle() -> bool:
-    """True when ``RRG_REWARD_RAY`` asks reward clients to use the Ray handle instead of HTTP."""
-    return os.environ.get(ENV_USE_RAY, "").strip().lower() in ("1", "true", "yes", "on")
+def use_ray_handle(value: str | None = None) -> bool:
+    """True when ``RRG_REWARD_RAY`` (or ``value``) asks reward clients to use the Ray handle, not HTTP."""
+    value = os.environ.get(ENV_USE_RAY, "") if value is None else value
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def reward_client(urls: str | Sequence[str] | None = None, **kwargs: Any):

@@ -17,8 +17,10 @@ stops training. Rewards are never silently replaced by zeros.
 
 Configuration (keyword arguments override the environment): ``RRG_REWARD_URLS`` (comma-separated replicas,
 default ``http://127.0.0.1:8000``), ``RRG_REWARD_API_KEY``, ``RRG_REWARD_TIMEOUT_S``,
-``RRG_REWARD_RETRY_BUDGET_S``, ``RRG_REWARD_REFERENCE_COLUMN`` (default ``report``), and
-``RRG_REWARD_MODEL_DIR`` to score in-process without a server.
+``RRG_REWARD_RETRY_BUDGET_S``, ``RRG_REWARD_REFERENCE_COLUMN`` (default ``report``),
+``RRG_REWARD_MODEL_DIR`` to score in-process without a server, and ``RRG_REWARD_RAY=1`` (config key ``ray``)
+to call the Ray Serve deployment's handle instead of HTTP when the trainer runs inside that Ray cluster
+(``RRG_REWARD_RAY_APP`` / ``ray_app``: its application name, default ``rrg-reward``; see reward_server.ray).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ _ENV = {
     "reference_column": "RRG_REWARD_REFERENCE_COLUMN",
     "model_dir": "RRG_REWARD_MODEL_DIR",
     "max_consecutive_failures": "RRG_REWARD_MAX_CONSECUTIVE_FAILURES",
+    "ray": "RRG_REWARD_RAY",
+    "ray_app": "RRG_REWARD_RAY_APP",
 }
 
 
@@ -74,6 +78,8 @@ class RewardConfig:
     model_dir: str | None = None  # score in-process with RadCliQScorer instead of calling a server
     device: str | None = None
     max_consecutive_failures: int = 5
+    ray: bool = False  # call the Ray Serve handle (inside the Ray cluster) instead of HTTP
+    ray_app: str | None = None  # the Serve application's name (default rrg-reward)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> RewardConfig:
@@ -93,6 +99,10 @@ class RewardConfig:
                 values[name] = float(raw)
             elif name == "max_consecutive_failures":
                 values[name] = int(raw)
+            elif name == "ray":
+                from reward_server.ray import use_ray_handle
+
+                values[name] = use_ray_handle(raw)
             else:
                 values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -132,7 +142,7 @@ class RadCliQRewards:
         config: RewardConfig | None = None,
         *,
         scorer: Any = None,
-        client: AsyncRewardClient | None = None,
+        client: Any = None,
     ):
         self.config = config or RewardConfig.from_env()
         if scorer is None and client is None and self.config.model_dir:
@@ -141,7 +151,11 @@ class RadCliQRewards:
             scorer = RadCliQScorer.from_pretrained(self.config.model_dir, device=self.config.device)
         self.scorer = scorer
         self.client = client
-        if scorer is None and client is None:
+        if scorer is None and client is None and self.config.ray:
+            from reward_server.ray import AsyncRayRewardClient
+
+            self.client = AsyncRayRewardClient(self.config.ray_app, retry_budget_s=self.config.retry_budget_s)
+        elif scorer is None and client is None:
             self.client = AsyncRewardClient(
                 list(self.config.urls),
                 api_key=self.config.api_key,
