@@ -238,11 +238,15 @@ def test_killed_replica_is_replaced_and_no_request_is_lost(served, scorer):
 
     def client(i, plan):
         try:
-            with RewardClient(served.url, api_key=KEY, retry_budget_s=120, max_error_retries=5) as c:
-                results[i] = []
-                for hyps, refs in plan:
-                    results[i].append(c.score(hyps, refs))
-                    started.set()
+            # Half over HTTP through Serve's proxy, half over the handle: both must ride out the kill.
+            if i % 2:
+                c = RayRewardClient(retry_budget_s=120, max_error_retries=5)
+            else:
+                c = RewardClient(served.url, api_key=KEY, retry_budget_s=120, max_error_retries=5)
+            results[i] = []
+            for hyps, refs in plan:
+                results[i].append(c.score(hyps, refs))
+                started.set()
         except BaseException as e:  # noqa: BLE001 (reported below)
             errors.append(e)
 
@@ -337,3 +341,17 @@ def test_ray_flags_need_ray(tiny_model_dir):
                 "1",
             ]
         )
+
+
+def test_reward_client_picks_the_handle_by_environment(monkeypatch):
+    from reward_server.client import AsyncRewardClient
+    from reward_server.ray import reward_client
+
+    monkeypatch.delenv("RRG_REWARD_RAY", raising=False)
+    http = reward_client(["http://127.0.0.1:1"], api_key="k", retry_budget_s=5)
+    assert isinstance(http, AsyncRewardClient) and http.retry_budget_s == 5
+    with pytest.raises(ValueError, match="RRG_REWARD_RAY=1"):
+        reward_client(None)
+    monkeypatch.setenv("RRG_REWARD_RAY", "1")
+    handle = reward_client(["http://127.0.0.1:1"], api_key="k", retry_budget_s=5)
+    assert isinstance(handle, AsyncRayRewardClient) and handle._retry == {"retry_budget_s": 5}
