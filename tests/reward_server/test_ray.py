@@ -247,6 +247,8 @@ def test_killed_replica_is_replaced_and_no_request_is_lost(served, scorer):
             for hyps, refs in plan:
                 results[i].append(c.score(hyps, refs))
                 started.set()
+            if isinstance(c, RewardClient):
+                c.close()
         except BaseException as e:  # noqa: BLE001 (reported below)
             errors.append(e)
 
