@@ -1,11 +1,11 @@
 """What Ray Serve costs on one node and what it buys: the plain server vs 1 and 2 Ray Serve replicas.
 
 The same GRPO-like load as ``bench_server.py`` (N trainers, each one request of ``refs`` x ``group`` pairs
-per round, rounds synchronised), against, in one run and on fresh texts per row:
-``rrg-reward serve`` (one process), and the same app on Ray Serve with 1 and then 2 replicas behind Serve's
-HTTP proxy. Every scorer gets ``--threads-per-scorer`` torch threads (Ray gives each replica
-``OMP_NUM_THREADS`` = its CPUs), so one plain server vs one replica isolates the proxy's cost, and two
-replicas show what a second scorer process buys on the same cores.
+per round, rounds synchronised), in one run and on fresh texts per row, against ``rrg-reward serve`` (one
+process) and the same app on Ray Serve with 1 and then 2 replicas behind Serve's HTTP proxy; each Ray row is
+measured right after the same load on the plain server, which stays up throughout. Every scorer gets
+``--threads-per-scorer`` torch threads (Ray gives each replica ``OMP_NUM_THREADS`` = its CPUs), so one plain
+server vs one replica isolates the proxy's cost, and two replicas show what a second scorer process buys.
 
     python benchmarks/bench_ray_serve.py                                   # tiny kit, CPU
     python benchmarks/bench_ray_serve.py --size base --device cuda --gpus-per-replica 0.5
@@ -29,21 +29,21 @@ from machine import device_name
 from reward_server.local import LocalRewardServer, free_port, wait_ready
 
 
-def _rows(mode: str, url: str, trainer_counts: list[int], args, seed: int) -> list[dict]:
+def _row(mode: str, url: str, n: int, args, seed: int) -> dict:
+    reqs = make_requests(n, args.rounds, args.refs, args.group, seed=seed)
+    # Ray's /v1/info is one replica's: batch sizes are only reported for the single-process server.
+    stats = asyncio.run(run_server_load(url, None, reqs, batch_stats=mode == "plain"))
+    print(
+        f"  {mode:<8} trainers={n:<3} pairs/s={stats['pairs_per_s']:.1f} p99={stats['p99_ms']:.0f} ms",
+        flush=True,
+    )
+    return {"mode": mode, "trainers": n, **stats}
+
+
+def _warm(url: str, args) -> None:
     asyncio.run(
         run_server_load(url, None, make_requests(1, 2, args.refs, args.group, seed=999), batch_stats=False)
     )
-    rows = []
-    for i, n in enumerate(trainer_counts):
-        reqs = make_requests(n, args.rounds, args.refs, args.group, seed=seed + i)
-        # Ray's /v1/info is one replica's: batch sizes are only reported for the single-process server.
-        stats = asyncio.run(run_server_load(url, None, reqs, batch_stats=mode == "plain"))
-        rows.append({"mode": mode, "trainers": n, **stats})
-        print(
-            f"  {mode:<8} trainers={n:<3} pairs/s={stats['pairs_per_s']:.1f} p99={stats['p99_ms']:.0f} ms",
-            flush=True,
-        )
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,33 +71,42 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         kit = make_tiny(Path(tmp) / "kit", size=args.size)
-        with LocalRewardServer(kit, device=args.device) as plain:
-            rows += _rows("plain", plain.url, counts, args, seed=0)
         port = free_port()
-        ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
-        try:
-            serve.start(http_options={"host": "127.0.0.1", "port": port})
-            for replicas in (1, 2):
-                config = RayServeConfig(
-                    scorer={"model_dir": str(kit), "device": args.device},
-                    settings=ServerSettings(port=port),
-                    num_replicas=replicas,
-                    num_cpus_per_replica=args.threads_per_scorer,
-                    num_gpus_per_replica=args.gpus_per_replica,
-                    log_level="warning",
-                )
-                start = time.perf_counter()
-                serve.run(build_app(config), name="rrg-reward", route_prefix="/")
-                wait_ready(f"http://127.0.0.1:{port}", timeout_s=300)
-                print(
-                    f"ray serve: {replicas} replica(s) up in {time.perf_counter() - start:.1f}s", flush=True
-                )
-                rows += _rows(
-                    f"ray-{replicas}", f"http://127.0.0.1:{port}", counts, args, seed=100 * replicas
-                )
-        finally:
-            serve.shutdown()
-            ray.shutdown()
+        ray_url = f"http://127.0.0.1:{port}"
+        # The plain server stays up throughout: each Ray row is measured right after its plain twin (same
+        # request shapes, fresh texts), so load from elsewhere on the machine hits both alike.
+        with LocalRewardServer(kit, device=args.device) as plain:
+            _warm(plain.url, args)
+            ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
+            try:
+                serve.start(http_options={"host": "127.0.0.1", "port": port})
+                for replicas in (1, 2):
+                    config = RayServeConfig(
+                        scorer={"model_dir": str(kit), "device": args.device},
+                        settings=ServerSettings(port=port),
+                        num_replicas=replicas,
+                        num_cpus_per_replica=args.threads_per_scorer,
+                        num_gpus_per_replica=args.gpus_per_replica,
+                        log_level="warning",
+                    )
+                    serve.delete("rrg-reward")  # a rolling update would need room for old and new replicas
+                    start = time.perf_counter()
+                    serve.run(build_app(config), name="rrg-reward", route_prefix="/")
+                    wait_ready(ray_url, timeout_s=300)
+                    print(
+                        f"ray serve: {replicas} replica(s) up in {time.perf_counter() - start:.1f}s",
+                        flush=True,
+                    )
+                    _warm(ray_url, args)
+                    for i, n in enumerate(counts):
+                        seed = 1000 * replicas + 10 * i
+                        rows.append(
+                            _row("plain", plain.url, n, args, seed) | {"paired_with": f"ray-{replicas}"}
+                        )
+                        rows.append(_row(f"ray-{replicas}", ray_url, n, args, seed + 1))
+            finally:
+                serve.shutdown()
+                ray.shutdown()
     _print(rows, args)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
@@ -110,12 +119,13 @@ def _print(rows: list[dict], args) -> None:
         f"\nGRPO-like load: {args.refs} refs x {args.group} hypotheses per request, {args.rounds} rounds, "
         f"size={args.size}, {args.threads_per_scorer} torch thread(s) per scorer, on {device_name(device)}"
     )
-    head = f"{'mode':<9}{'trainers':>9}{'pairs/s':>9}{'p50_ms':>8}{'p99_ms':>8}{'batch':>7}"
+    head = f"{'mode':<9}{'trainers':>9}{'pairs/s':>9}{'p50_ms':>8}{'p99_ms':>8}{'batch':>7}  paired with"
     print(head + "\n" + "-" * len(head))
     for r in rows:
         batch = f"{r['mean_batch_pairs']:.1f}" if r["mean_batch_pairs"] is not None else "-"
         print(
             f"{r['mode']:<9}{r['trainers']:>9}{r['pairs_per_s']:>9.1f}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{batch:>7}"
+            f"  {r.get('paired_with', '')}"
         )
 
 

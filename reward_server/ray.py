@@ -203,28 +203,61 @@ def app_builder(args: dict[str, Any]):
     environment variable that holds the API key (never the key itself in a manifest).
     """
     args = dict(args)
-    scorer_keys = {"model_dir", "device", "dtype", "version", "idf", "verify", "cache_size"}
-    setting_keys = {f.name for f in fields(ServerSettings)} - {"api_key"}
-    config_keys = {f.name for f in fields(RayServeConfig)} - {"scorer", "settings"}
-    unknown = set(args) - scorer_keys - setting_keys - config_keys - {"api_key_env"}
+    types = {f.name: f.type for cls in (ServerSettings, RayServeConfig) for f in fields(cls)}
+    types.update(_SCORER_ARGS)
+    unknown = set(args) - (set(types) - {"api_key", "scorer", "settings"} | {"api_key_env"})
     if unknown:
         raise ValueError(f"unknown rrg-reward Ray args {sorted(unknown)}")
-    settings = ServerSettings(**{k: args[k] for k in setting_keys & set(args)})
+    # `serve run ... key=value` passes strings; a manifest passes YAML types.
+    args = {k: _coerce(k, v, types.get(k, "str")) for k, v in args.items()}
+    setting_keys = {f.name for f in fields(ServerSettings)} & set(args)
+    settings = ServerSettings(**{k: args[k] for k in setting_keys})
     if "openrlhf_strip" in args:
-        settings.openrlhf_strip = tuple(args["openrlhf_strip"])
+        strip = args["openrlhf_strip"]
+        settings.openrlhf_strip = (strip,) if isinstance(strip, str) else tuple(strip)
     if args.get("api_key_env"):
         settings.api_key = os.environ.get(args["api_key_env"]) or None
         if settings.api_key is None:
             raise ValueError(
                 f"api_key_env={args['api_key_env']}: that environment variable is unset or empty"
             )
+    config_keys = {f.name for f in fields(RayServeConfig)} & set(args)
     return build_app(
         RayServeConfig(
-            scorer={k: args[k] for k in scorer_keys & set(args)},
+            scorer={k: args[k] for k in set(_SCORER_ARGS) & set(args)},
             settings=settings,
-            **{k: args[k] for k in config_keys & set(args)},
+            **{k: args[k] for k in config_keys},
         )
     )
+
+
+# RadCliQScorer.from_pretrained's keyword arguments that app_builder takes, with their types.
+_SCORER_ARGS = {
+    "model_dir": "str",
+    "device": "str | None",
+    "dtype": "str",
+    "version": "str",
+    "idf": "bool",
+    "verify": "bool",
+    "cache_size": "int",
+}
+
+
+def _coerce(name: str, value: Any, annotation: str) -> Any:
+    if not isinstance(value, str) or annotation.startswith("str") or "tuple" in annotation:
+        return value
+    try:
+        if annotation.startswith("bool"):
+            if value.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(value)
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        if annotation.startswith("int"):
+            return int(value)
+        if annotation.startswith("float"):
+            return float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: expected {annotation}") from None
+    return value
 
 
 # ---------------------------------------------------------------------- rrg-reward serve --ray

@@ -320,9 +320,18 @@ def test_config_validation_and_app_builder_args(tiny_model_dir, monkeypatch):
     monkeypatch.delenv("RRG_TEST_UNSET", raising=False)
     with pytest.raises(ValueError, match="RRG_TEST_UNSET: that environment variable is unset"):
         app_builder({"model_dir": str(tiny_model_dir), "api_key_env": "RRG_TEST_UNSET"})
+    with pytest.raises(ValueError, match="unknown rrg-reward Ray args .'api_key'"):
+        app_builder({"model_dir": str(tiny_model_dir), "api_key": "never in a manifest"})
     app = app_builder({"model_dir": str(tiny_model_dir), "num_replicas": 3, "num_gpus_per_replica": 0.5})
     assert app._bound_deployment.num_replicas == 3
     assert app._bound_deployment.ray_actor_options["num_gpus"] == 0.5
+    # `serve run reward_server.ray:app_builder key=value ...` passes strings.
+    app = app_builder(
+        {"model_dir": str(tiny_model_dir), "num_replicas": "2", "idf": "true", "max_wait_ms": "2.5"}
+    )
+    assert app._bound_deployment.num_replicas == 2
+    with pytest.raises(ValueError, match="num_replicas='two': expected int"):
+        app_builder({"model_dir": str(tiny_model_dir), "num_replicas": "two"})
 
 
 def test_ray_flags_need_ray(tiny_model_dir):
