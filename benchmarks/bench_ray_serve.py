@@ -2,8 +2,9 @@
 
 The same GRPO-like load as ``bench_server.py`` (N trainers, each one request of ``refs`` x ``group`` pairs
 per round, rounds synchronised), in one run and on fresh texts per row, against ``rrg-reward serve`` (one
-process) and the same app on Ray Serve with 1 and then 2 replicas behind Serve's HTTP proxy; each Ray row is
-measured right after the same load on the plain server, which stays up throughout. Every scorer gets
+process) and the same app on Ray Serve with 1 and then 2 replicas behind Serve's HTTP proxy. The plain server
+stays up throughout and each Ray run follows the same load on it; rows are medians of ``--repeats`` such
+alternating runs, so load from elsewhere on the machine hits both sides alike. Every scorer gets
 ``--threads-per-scorer`` torch threads (Ray gives each replica ``OMP_NUM_THREADS`` = its CPUs), so one plain
 server vs one replica isolates the proxy's cost, and two replicas show what a second scorer process buys.
 
@@ -22,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from bench_server import make_requests, run_server_load
 from machine import device_name
@@ -40,6 +42,15 @@ def _row(mode: str, url: str, n: int, args, seed: int) -> dict:
     return {"mode": mode, "trainers": n, **stats}
 
 
+def _median(runs: list[dict]) -> dict:
+    """Per-field medians over the repeats (noise from other work on the machine hits single runs)."""
+    out = dict(runs[0], repeats=len(runs))
+    for key, value in runs[0].items():
+        if isinstance(value, float):
+            out[key] = float(np.median([r[key] for r in runs]))
+    return out
+
+
 def _warm(url: str, args) -> None:
     asyncio.run(
         run_server_load(url, None, make_requests(1, 2, args.refs, args.group, seed=999), batch_stats=False)
@@ -54,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refs", type=int, default=2)
     p.add_argument("--group", type=int, default=8)
     p.add_argument("--rounds", type=int, default=8)
+    p.add_argument(
+        "--repeats", type=int, default=3, help="alternating plain/Ray runs per row; medians reported"
+    )
     p.add_argument("--threads-per-scorer", type=int, default=1)
     p.add_argument("--gpus-per-replica", type=float, default=0.0)
     p.add_argument("--json", type=Path, default=None)
@@ -99,11 +113,16 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     _warm(ray_url, args)
                     for i, n in enumerate(counts):
-                        seed = 1000 * replicas + 10 * i
-                        rows.append(
-                            _row("plain", plain.url, n, args, seed) | {"paired_with": f"ray-{replicas}"}
-                        )
-                        rows.append(_row(f"ray-{replicas}", ray_url, n, args, seed + 1))
+                        seeds = [1000 * replicas + 100 * i + 2 * r for r in range(args.repeats)]
+                        twins = [
+                            (
+                                _row("plain", plain.url, n, args, seed),
+                                _row(f"ray-{replicas}", ray_url, n, args, seed + 1),
+                            )
+                            for seed in seeds
+                        ]
+                        rows.append(_median([t[0] for t in twins]) | {"paired_with": f"ray-{replicas}"})
+                        rows.append(_median([t[1] for t in twins]))
             finally:
                 serve.shutdown()
                 ray.shutdown()
