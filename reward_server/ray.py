@@ -325,20 +325,23 @@ def use_ray_handle(value: str | None = None) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def reward_client(urls: str | Sequence[str] | None = None, **kwargs: Any):
-    """An async reward client: the Ray handle when ``RRG_REWARD_RAY=1``, else HTTP to ``urls``.
+def reward_client(urls: str | Sequence[str] | None = None, *, sync: bool = False, **kwargs: Any):
+    """A reward client: the Ray handle when ``RRG_REWARD_RAY=1``, else HTTP to ``urls``.
 
-    Both have ``await client.score(hyps, refs)`` / ``rewards(...)`` with the same rows and error classes;
-    ``kwargs`` are the HTTP client's (``api_key``, ``timeout``, ``retry_budget_s``, ...).
+    Both have ``client.score(hyps, refs)`` / ``rewards(...)`` (awaitable, or blocking with ``sync=True``) with
+    the same rows and error classes; ``kwargs`` are the HTTP client's (``api_key``, ``timeout``,
+    ``retry_budget_s``, ...), of which the handle clients take the retry settings. ``RRG_REWARD_RAY_APP``
+    names the Serve application.
     """
     if use_ray_handle():
         keep = {"retry_budget_s", "max_error_retries", "backoff_initial_s", "backoff_max_s"}
-        return AsyncRayRewardClient(**{k: v for k, v in kwargs.items() if k in keep})
-    from reward_server.client import AsyncRewardClient
+        cls = RayRewardClient if sync else AsyncRayRewardClient
+        return cls(**{k: v for k, v in kwargs.items() if k in keep})
+    from reward_server.client import AsyncRewardClient, RewardClient
 
     if not urls:
         raise ValueError("reward server URL(s) required (or set RRG_REWARD_RAY=1 inside a Ray cluster)")
-    return AsyncRewardClient(urls, **kwargs)
+    return (RewardClient if sync else AsyncRewardClient)(urls, **kwargs)
 
 
 @dataclass

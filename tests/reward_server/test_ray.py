@@ -366,3 +366,7 @@ def test_reward_client_picks_the_handle_by_environment(monkeypatch):
     monkeypatch.setenv("RRG_REWARD_RAY", "1")
     handle = reward_client(["http://127.0.0.1:1"], api_key="k", retry_budget_s=5)
     assert isinstance(handle, AsyncRayRewardClient) and handle._retry == {"retry_budget_s": 5}
+    assert isinstance(reward_client(None, sync=True), RayRewardClient)
+    monkeypatch.setenv("RRG_REWARD_RAY", "0")
+    with reward_client("http://127.0.0.1:1", sync=True) as blocking:
+        assert isinstance(blocking, RewardClient)
