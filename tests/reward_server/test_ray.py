@@ -231,7 +231,7 @@ def test_trl_adapter_uses_the_handle_when_configured(served, monkeypatch):
 def test_killed_replica_is_replaced_and_no_request_is_lost(served, scorer):
     before = replica_ids()
     assert len(before) == 2
-    work = plans(16, 10, seed=11)
+    work = plans(32, 20, seed=11)
     results: list = [None] * len(work)
     errors: list[BaseException] = []
     started = threading.Event()
@@ -258,6 +258,7 @@ def test_killed_replica_is_replaced_and_no_request_is_lost(served, scorer):
     assert started.wait(60)
     victim = sorted(before)[0]
     ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
+    done_at_kill = sum(len(r or []) for r in results)
     for t in threads:
         t.join(timeout=180)
     assert not errors, errors[:3]
@@ -265,11 +266,16 @@ def test_killed_replica_is_replaced_and_no_request_is_lost(served, scorer):
         for (hyps, refs), rows in zip(plan, got, strict=True):
             assert_rows_close(rows, scorer.score(hyps, refs), tol=TOL)
 
+    assert done_at_kill < sum(len(p) for p in work), "the load was over before the kill"
+
+    def replaced() -> bool:  # Serve's status lags the death: wait for the new replica's name too
+        ids = replica_ids()
+        return victim not in ids and len(ids - before) == 1 and len(ids) == 2 and running_replicas() == 2
+
     deadline = time.monotonic() + 120
-    while (running_replicas() < 2 or victim in replica_ids()) and time.monotonic() < deadline:
+    while not replaced() and time.monotonic() < deadline:
         time.sleep(0.5)
-    after = replica_ids()
-    assert victim not in after and len(after) == 2 and running_replicas() == 2, serve.status()
+    assert replaced(), (replica_ids(), serve.status())
     # Several calls so that both replicas (the router picks among them) answer /ready.
     assert all(httpx.get(served.url + "/ready").status_code == 200 for _ in range(10))
 
