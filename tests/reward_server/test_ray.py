@@ -127,6 +127,24 @@ def plans(clients: int, requests: int, seed: int) -> list[list[tuple[list[str], 
     ]
 
 
+# ---------------------------------------------------------------------- the default: a local cluster
+def test_serve_ray_alone_starts_a_local_cluster_and_stops_on_sigterm(tiny_model_dir, tmp_path):
+    """Runs before the module's cluster exists: ``rrg-reward serve --ray`` with no address owns its cluster."""
+    log = tmp_path / "serve.log"
+    server = LocalRewardServer(
+        tiny_model_dir, "--ray", "--ray-num-cpus", "1", "--num-replicas", "1", log_path=log
+    )
+    try:
+        server.wait_ready(timeout_s=300)
+        r = httpx.post(server.url + "/v1/score", json=GOOD, timeout=60)
+        assert r.status_code == 200 and len(r.json()["scores"]) == 1, r.text
+    finally:
+        code = server.stop(timeout_s=60)
+    assert code == 0, log.read_text()[-3000:]
+    with pytest.raises(httpx.TransportError):  # Serve's proxy went down with the cluster
+        httpx.get(server.url + "/health", timeout=5)
+
+
 # ---------------------------------------------------------------------- HTTP through the Serve proxy
 def test_two_replicas_64_concurrent_clients_get_their_own_rows(served, scorer):
     work = plans(64, 10, seed=7)
