@@ -466,6 +466,21 @@ class RayRewardClient(_HandleClient):
         """-RadCliQ per pair (higher is better)."""
         return self._score(hypotheses, references)[1]
 
+    def wait_until_ready(self, timeout: float = 300.0, interval: float = 1.0) -> None:
+        """Block until the deployment scores a canary pair, or raise RewardServerUnavailable (fail fast)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                canary = self.handle.score.remote([_CANARY_REFERENCE], [_CANARY_REFERENCE])
+                canary.result(timeout_s=max(1.0, deadline - time.monotonic()))
+                return
+            except Exception as e:
+                last = f"{type(e).__name__}: {e}"
+            if time.monotonic() >= deadline:
+                name = self.app_name or os.environ.get(ENV_APP_NAME) or APP_NAME
+                raise RewardServerUnavailable(f"Ray Serve app {name!r} not ready after {timeout:g}s: {last}")
+            time.sleep(interval)
+
 
 def config_from(scorer: dict[str, Any], settings: ServerSettings, **overrides: Any) -> RayServeConfig:
     """A :class:`RayServeConfig` with the CLI's values (None means: keep the default)."""

@@ -394,3 +394,20 @@ def test_reward_client_picks_the_handle_by_environment(monkeypatch):
     monkeypatch.setenv("RRG_REWARD_RAY", "0")
     with reward_client("http://127.0.0.1:1", sync=True) as blocking:
         assert isinstance(blocking, RewardClient)
+
+
+def test_training_stages_wait_for_the_deployment_and_use_its_handle(served):
+    from transformers import HfArgumentParser
+
+    from reward_server.client import RewardServerUnavailable
+    from rrg_trl.configs import RewardArguments
+    from rrg_trl.reward_setup import prepare_rewards
+
+    (args,) = HfArgumentParser(RewardArguments).parse_args_into_dataclasses(
+        ["--reward_ray", "true", "--reward_wait_timeout_s", "120"]
+    )
+    assert args.reward_ray is True
+    rewards = prepare_rewards(args)  # waits for a canary pair through the handle, not for an HTTP URL
+    assert isinstance(rewards.client, AsyncRayRewardClient)
+    with pytest.raises(RewardServerUnavailable, match="'no-such-app' not ready after 2s"):
+        RayRewardClient("no-such-app").wait_until_ready(timeout=2, interval=0.5)
