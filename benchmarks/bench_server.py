@@ -50,7 +50,11 @@ def make_requests(
     return out
 
 
-async def run_server_load(url: str, api_key: str | None, requests: list[list[tuple[list, list]]]) -> dict:
+async def run_server_load(
+    url: str, api_key: str | None, requests: list[list[tuple[list, list]]], batch_stats: bool = True
+) -> dict:
+    """Per-request latencies and throughput; ``batch_stats``: the mean server batch from ``/v1/info``
+    (one process's counters, so only meaningful for a single server)."""
     clients = [
         AsyncRewardClient(url, api_key=api_key, retry_budget_s=120, max_pairs_per_request=1 << 20)
         for _ in requests[0]
@@ -63,14 +67,20 @@ async def run_server_load(url: str, api_key: str | None, requests: list[list[tup
         latencies.append(time.perf_counter() - start)
 
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api_key}"} if api_key else {}) as http:
-        before = (await http.get(url + "/v1/info")).json()["server"]["batcher"]
+
+        async def batcher() -> dict:
+            return (await http.get(url + "/v1/info")).json()["server"]["batcher"] if batch_stats else {}
+
+        before = await batcher()
         start = time.perf_counter()
         for step in requests:  # ranks are synchronised per step, as in GRPOTrainer
             await asyncio.gather(*(one(c, h, r) for c, (h, r) in zip(clients, step, strict=True)))
         wall = time.perf_counter() - start
-        after = (await http.get(url + "/v1/info")).json()["server"]["batcher"]
+        after = await batcher()
     for c in clients:
         await c.aclose()
+    if not batch_stats:
+        return _summary(requests, latencies, wall, None)
     batches = after["batches"] - before["batches"]
     return _summary(requests, latencies, wall, (after["pairs"] - before["pairs"]) / max(1, batches))
 

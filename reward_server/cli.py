@@ -1,6 +1,8 @@
 """``rrg-reward``: serve RadCliQ over HTTP, build or fetch the model directory, score files offline.
 
 rrg-reward serve --model-dir DIR [--device cuda|cpu] [--host 127.0.0.1] [--port 8000] ...
+rrg-reward serve --ray --model-dir DIR [--num-replicas N | --min-replicas A --max-replicas B]
+                 [--num-gpus-per-replica G] [--ray-address HEAD:6379] ...   (needs the ray extra)
 rrg-reward make-tiny DIR [--seed 0] [--size tiny|base]
 rrg-reward download DIR [--revision REV] [--cache-dir DIR]
 rrg-reward score --model-dir DIR (--hypotheses FILE --references FILE | --jsonl FILE) [--out FILE]
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    _add_ray_args(serve)
 
     tiny = sub.add_parser("make-tiny", help="write the tiny random-weight scorer kit (tests, offline demo)")
     tiny.add_argument("dir", type=Path)
@@ -118,6 +121,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_ray_args(serve: argparse.ArgumentParser) -> None:
+    ray = serve.add_argument_group("Ray Serve (--ray; install rrg-trl[ray])")
+    ray.add_argument(
+        "--ray", action="store_true", help="deploy the same app as replicas on Ray Serve (one HTTP address)"
+    )
+    ray.add_argument(
+        "--ray-address",
+        default=None,
+        help="join this Ray cluster (HEAD:6379, auto); default: start a local one",
+    )
+    ray.add_argument("--num-replicas", type=int, default=None, help="fixed replica count (default 1)")
+    ray.add_argument("--min-replicas", type=int, default=None, help="autoscale between these bounds")
+    ray.add_argument("--max-replicas", type=int, default=None)
+    ray.add_argument(
+        "--target-ongoing-requests", type=float, default=None, help="autoscaling target per replica (64)"
+    )
+    ray.add_argument(
+        "--max-ongoing-requests", type=int, default=None, help="requests one replica takes at once (1024)"
+    )
+    ray.add_argument("--num-gpus-per-replica", type=float, default=None, help="GPUs per replica (0)")
+    ray.add_argument("--num-cpus-per-replica", type=float, default=None, help="CPUs per replica (1)")
+    ray.add_argument(
+        "--ray-num-cpus", type=int, default=None, help="CPUs of the local cluster (default: all)"
+    )
+    ray.add_argument("--ray-app-name", default=None, help="the Serve application's name (rrg-reward)")
+    ray.add_argument("--health-check-period-s", type=float, default=None)
+    ray.add_argument(
+        "--health-check-timeout-s", type=float, default=None, help="must exceed one scorer batch (30)"
+    )
+
+
+_RAY_ONLY = (
+    "ray_address",
+    "num_replicas",
+    "min_replicas",
+    "max_replicas",
+    "target_ongoing_requests",
+    "max_ongoing_requests",
+    "num_gpus_per_replica",
+    "num_cpus_per_replica",
+    "ray_num_cpus",
+    "ray_app_name",
+    "health_check_period_s",
+    "health_check_timeout_s",
+)
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model-dir", type=Path, required=True, help="scorer model directory (make-tiny / download)"
@@ -135,18 +185,23 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _scorer_kwargs(args: argparse.Namespace) -> dict:
+    """``RadCliQScorer.from_pretrained`` keyword arguments from the model flags."""
+    return {
+        "model_dir": str(args.model_dir),
+        "device": args.device,
+        "version": args.radcliq_version,
+        "idf": args.idf,
+        "dtype": args.dtype,
+        "verify": not args.no_verify,
+        "cache_size": args.cache_size,
+    }
+
+
 def _load_scorer(args: argparse.Namespace):
     from reward_server import RadCliQScorer
 
-    return RadCliQScorer.from_pretrained(
-        args.model_dir,
-        device=args.device,
-        version=args.radcliq_version,
-        idf=args.idf,
-        dtype=args.dtype,
-        verify=not args.no_verify,
-        cache_size=args.cache_size,
-    )
+    return RadCliQScorer.from_pretrained(**_scorer_kwargs(args))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -183,8 +238,38 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.ray:
+        return _serve_ray(args, settings)
+    given = [f"--{name.replace('_', '-')}" for name in _RAY_ONLY if getattr(args, name) is not None]
+    if given:
+        raise SystemExit(f"rrg-reward serve: {', '.join(given)} only apply with --ray")
     scorer = _load_scorer(args)
     serve(scorer, settings, log_level=args.log_level)
+    return 0
+
+
+def _serve_ray(args: argparse.Namespace, settings: ServerSettings) -> int:
+    try:
+        import ray  # noqa: F401
+
+        from reward_server.ray import config_from, serve_ray
+    except ImportError as e:
+        raise SystemExit(
+            f"rrg-reward serve --ray needs Ray Serve: pip install 'rrg-trl[ray]' ({e})"
+        ) from None
+    keys = [k for k in _RAY_ONLY if k not in ("ray_address", "ray_num_cpus", "ray_app_name")]
+    config = config_from(
+        _scorer_kwargs(args),
+        settings,
+        app_name=args.ray_app_name,
+        log_level=args.log_level,
+        **{k: getattr(args, k) for k in keys},
+    )
+    try:
+        config.validate()
+    except ValueError as e:
+        raise SystemExit(f"rrg-reward: {e}") from None
+    serve_ray(config, address=args.ray_address, num_cpus=args.ray_num_cpus)
     return 0
 
 

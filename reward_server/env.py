@@ -5,7 +5,8 @@ replicas), ``RRG_REWARD_API_KEY``, ``RRG_REWARD_TIMEOUT_S``, ``RRG_REWARD_RETRY_
 ``RRG_REWARD_REFERENCE_COLUMN``, ``RRG_REWARD_MODEL_DIR`` (score in-process, no server),
 ``RRG_REWARD_DEVICE`` (its device), ``RRG_REWARD_MAX_CONSECUTIVE_FAILURES``, and for OpenRLHF's file mode
 ``RRG_REWARD_POLICY_TOKENIZER`` / ``RRG_REWARD_OPENRLHF_STRIP`` (whitespace-separated), the equivalents of
-``rrg-reward serve --policy-tokenizer`` / ``--openrlhf-strip``.
+``rrg-reward serve --policy-tokenizer`` / ``--openrlhf-strip``; ``RRG_REWARD_RAY=1`` (call the Ray Serve handle
+instead of HTTP, inside the Ray cluster) and ``RRG_REWARD_RAY_APP`` (its application name).
 """
 
 from __future__ import annotations
@@ -26,9 +27,17 @@ ENV_VARS = {
     "max_consecutive_failures": "RRG_REWARD_MAX_CONSECUTIVE_FAILURES",
     "policy_tokenizer": "RRG_REWARD_POLICY_TOKENIZER",
     "openrlhf_strip": "RRG_REWARD_OPENRLHF_STRIP",
+    "ray": "RRG_REWARD_RAY",
+    "ray_app": "RRG_REWARD_RAY_APP",
 }
 _FLOATS = ("timeout_s", "retry_budget_s")
 _INTS = ("max_consecutive_failures",)
+_BOOLS = ("ray",)
+
+
+def parse_flag(raw: str) -> bool:
+    """``1`` / ``true`` / ``yes`` / ``on`` (any case) are true, anything else false."""
+    return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
 def split_urls(raw: str) -> tuple[str, ...]:
@@ -50,6 +59,8 @@ def read_env(
                 values[name] = split_urls(raw)
             elif name == "openrlhf_strip":
                 values[name] = tuple(raw.split())
+            elif name in _BOOLS:
+                values[name] = parse_flag(raw)
             else:
                 values[name] = float(raw) if name in _FLOATS else int(raw) if name in _INTS else raw
         except ValueError:

@@ -149,6 +149,9 @@ class ApiError(Exception):
         self.kind = kind
         self.headers = headers
 
+    def __reduce__(self):  # picklable with its fields: Ray carries it from a replica to a handle's caller
+        return (type(self), (self.status, self.detail, self.kind, self.headers))
+
 
 def _format_loc(loc: Sequence[Any]) -> str:
     out = ""
@@ -274,6 +277,32 @@ class _State:
     def ready(self) -> bool:
         return self.batcher.running
 
+    async def run_batch(self, hyps: list[str], refs: list[str]) -> list[dict[str, Any]]:
+        """Score checked pairs through the batcher; batcher and scorer errors become the HTTP answer."""
+        try:
+            self.scorer.validate(hyps, refs)
+        except ValueError as e:
+            raise ApiError(422, f"invalid request: {e}", "validation") from None
+        try:
+            return await self.batcher.score(hyps, refs)
+        except QueueFullError as e:
+            raise ApiError(
+                503, str(e), "queue_full", {"Retry-After": str(math.ceil(e.retry_after))}
+            ) from None
+        except BatcherClosedError as e:
+            raise ApiError(
+                503, str(e), "unavailable", {"Retry-After": str(self.settings.retry_after_s)}
+            ) from None
+        except ScoringError as e:
+            raise ApiError(500, str(e), "scorer") from None
+
+    async def score_request(self, body: Any, route: str) -> list[dict[str, Any]]:
+        """``/v1/score`` after reading the JSON body (also the Ray handle's path): checks, batcher, raw rows."""
+        req = _parse(ScoreRequest, body)
+        _check_texts(self.settings, {"hypotheses": req.hypotheses, "references": req.references})
+        self.metrics.pairs.labels(route).inc(len(req.hypotheses))
+        return await self.run_batch(req.hypotheses, req.references)
+
 
 def create_app(
     scorer: Any, settings: ServerSettings | None = None, metrics: ServerMetrics | None = None
@@ -322,22 +351,6 @@ def create_app(
         state.metrics.errors.labels(exc.kind).inc()
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
-    async def run_batch(hyps: list[str], refs: list[str]) -> list[dict[str, Any]]:
-        try:
-            state.scorer.validate(hyps, refs)
-        except ValueError as e:
-            raise ApiError(422, f"invalid request: {e}", "validation") from None
-        try:
-            return await state.batcher.score(hyps, refs)
-        except QueueFullError as e:
-            raise ApiError(
-                503, str(e), "queue_full", {"Retry-After": str(math.ceil(e.retry_after))}
-            ) from None
-        except BatcherClosedError as e:
-            raise ApiError(503, str(e), "unavailable", {"Retry-After": str(settings.retry_after_s)}) from None
-        except ScoringError as e:
-            raise ApiError(500, str(e), "scorer") from None
-
     def timed(route: str):
         def wrap(fn):
             async def handler(request: Request) -> Response:
@@ -373,10 +386,8 @@ def create_app(
     async def score(request: Request) -> Response:
         """RadCliQ and its components per pair, plus rewards = -RadCliQ, in request order."""
         authorize(request)
-        req = _parse(ScoreRequest, await _read_json(request, settings.max_body_bytes))
-        _check_texts(settings, {"hypotheses": req.hypotheses, "references": req.references})
-        state.metrics.pairs.labels("/v1/score").inc(len(req.hypotheses))
-        scores, rewards = _rows_out(await run_batch(req.hypotheses, req.references))
+        rows = await state.score_request(await _read_json(request, settings.max_body_bytes), "/v1/score")
+        scores, rewards = _rows_out(rows)
         return JSONResponse({"scores": scores, "rewards": rewards})
 
     @app.post("/v1/openrlhf", openapi_extra=body_doc(OpenRLHFRequest))
@@ -391,7 +402,7 @@ def create_app(
         except PromptNotFoundError as e:
             raise ApiError(422, str(e), "validation") from None
         state.metrics.pairs.labels("/v1/openrlhf").inc(len(completions))
-        scores, rewards = _rows_out(await run_batch(completions, req.labels))
+        scores, rewards = _rows_out(await state.run_batch(completions, req.labels))
         extra_logs = {k: [s[k] for s in scores] for k in SCORE_KEYS}
         return JSONResponse({"rewards": rewards, "scores": rewards, "extra_logs": extra_logs})
 

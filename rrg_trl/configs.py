@@ -71,6 +71,13 @@ class RewardArguments:
     reward_urls: list[str] | None = field(
         default=None, metadata=_help("Reward server URL(s); several = replicas (default: $RRG_REWARD_URLS).")
     )
+    reward_ray: bool | None = field(
+        default=None,
+        metadata=_help(
+            "Call the Ray Serve reward deployment's handle instead of HTTP, when training inside its Ray "
+            "cluster (rrg-reward serve --ray; default: $RRG_REWARD_RAY)."
+        ),
+    )
     reward_api_key_env: str = field(
         default="RRG_REWARD_API_KEY",
         metadata=_help("Environment variable holding the server's bearer token."),

@@ -41,6 +41,7 @@ def reward_config(args: RewardArguments) -> RewardConfig:
         model_dir=args.reward_model_dir,
         device=args.reward_device,
         max_consecutive_failures=args.reward_max_consecutive_failures,
+        ray=args.reward_ray,
     )
 
 
@@ -66,6 +67,12 @@ def import_reward(path: str) -> Callable[..., Any]:
 def wait_for_reward_server(config: RewardConfig, timeout_s: float) -> None:
     """Fail fast, before the policy is loaded, when no reward server answers ``/ready``."""
     if config.model_dir or timeout_s <= 0:
+        return
+    if config.ray:
+        from reward_server.ray import RayRewardClient
+
+        logger.info("waiting up to %.0fs for the Ray Serve reward deployment", timeout_s)
+        RayRewardClient(config.ray_app).wait_until_ready(timeout=timeout_s)
         return
     from reward_server.client import RewardClient
 

@@ -17,9 +17,11 @@ stops training. Rewards are never silently replaced by zeros.
 
 Configuration (keyword arguments override the environment): ``RRG_REWARD_URLS`` (comma-separated replicas,
 default ``http://127.0.0.1:8000``), ``RRG_REWARD_API_KEY``, ``RRG_REWARD_TIMEOUT_S``,
-``RRG_REWARD_RETRY_BUDGET_S``, ``RRG_REWARD_REFERENCE_COLUMN`` (default ``report``), and
-``RRG_REWARD_MODEL_DIR`` (+ ``RRG_REWARD_DEVICE``) to score in-process without a server; parsed by
-:mod:`reward_server.env`, as in the OpenRLHF and verl integrations.
+``RRG_REWARD_RETRY_BUDGET_S``, ``RRG_REWARD_REFERENCE_COLUMN`` (default ``report``),
+``RRG_REWARD_MODEL_DIR`` (+ ``RRG_REWARD_DEVICE``) to score in-process without a server, and ``RRG_REWARD_RAY=1``
+(config key ``ray``) to call the Ray Serve deployment's handle instead of HTTP when the trainer runs inside that
+Ray cluster (``RRG_REWARD_RAY_APP`` / ``ray_app``: its application name, default ``rrg-reward``; see
+reward_server.ray); parsed by :mod:`reward_server.env`, as in the OpenRLHF and verl integrations.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class RewardConfig:
     model_dir: str | None = None  # score in-process with RadCliQScorer instead of calling a server
     device: str | None = None
     max_consecutive_failures: int = 5
+    ray: bool = False  # call the Ray Serve handle (inside the Ray cluster) instead of HTTP
+    ray_app: str | None = None  # the Serve application's name (default rrg-reward)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> RewardConfig:
@@ -112,7 +116,7 @@ class RadCliQRewards:
         config: RewardConfig | None = None,
         *,
         scorer: Any = None,
-        client: AsyncRewardClient | None = None,
+        client: Any = None,
     ):
         self.config = config or RewardConfig.from_env()
         if scorer is None and client is None and self.config.model_dir:
@@ -121,7 +125,11 @@ class RadCliQRewards:
             scorer = RadCliQScorer.from_pretrained(self.config.model_dir, device=self.config.device)
         self.scorer = scorer
         self.client = client
-        if scorer is None and client is None:
+        if scorer is None and client is None and self.config.ray:
+            from reward_server.ray import AsyncRayRewardClient
+
+            self.client = AsyncRayRewardClient(self.config.ray_app, retry_budget_s=self.config.retry_budget_s)
+        elif scorer is None and client is None:
             self.client = AsyncRewardClient(
                 list(self.config.urls),
                 api_key=self.config.api_key,

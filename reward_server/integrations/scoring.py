@@ -1,4 +1,5 @@
-"""One scoring backend per process for the integration files: a reward-server client or an in-process scorer.
+"""One scoring backend per process for the integration files: a reward-server client, the Ray Serve handle
+(``RRG_REWARD_RAY=1``) or an in-process scorer.
 
 The frameworks load our files by path (OpenRLHF once per agent executor, verl once per reward manager), and
 call them from threads (OpenRLHF's ``asyncio.to_thread``, verl's executor) or event loops (verl's reward
@@ -30,10 +31,13 @@ class BackendConfig:
     retry_budget_s: float = 600.0
     model_dir: str | None = None
     device: str | None = None
+    ray: bool = False  # RRG_REWARD_RAY=1: the Ray Serve deployment's handle (inside that Ray cluster)
 
     @classmethod
     def from_env(cls) -> BackendConfig:
-        return cls(**read_env(("urls", "api_key", "timeout_s", "retry_budget_s", "model_dir", "device")))
+        return cls(
+            **read_env(("urls", "api_key", "timeout_s", "retry_budget_s", "model_dir", "device", "ray"))
+        )
 
 
 class ScoringBackend:
@@ -47,6 +51,11 @@ class ScoringBackend:
             from reward_server import RadCliQScorer
 
             self._scorer = RadCliQScorer.from_pretrained(config.model_dir, device=config.device)
+        elif config.ray:
+            from reward_server.ray import AsyncRayRewardClient, RayRewardClient
+
+            self._client = RayRewardClient(retry_budget_s=config.retry_budget_s)
+            self._aclient = AsyncRayRewardClient(retry_budget_s=config.retry_budget_s)
         else:
             from reward_server.client import AsyncRewardClient, RewardClient
 
@@ -60,11 +69,9 @@ class ScoringBackend:
 
     @property
     def where(self) -> str:
-        return (
-            f"in-process scorer {self.config.model_dir}"
-            if self._scorer
-            else f"reward server(s) {self.config.urls}"
-        )
+        if self._scorer:
+            return f"in-process scorer {self.config.model_dir}"
+        return "the Ray Serve handle" if self.config.ray else f"reward server(s) {self.config.urls}"
 
     def _score_locally(self, hyps: list[str], refs: list[str]) -> list[dict]:
         with self._lock:
