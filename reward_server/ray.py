@@ -39,6 +39,7 @@ from reward_server.client import (
     RewardServerError,
     RewardServerUnavailable,
     _check_pairs,
+    scorer_random_weights,
 )
 from reward_server.env import ENV_VARS, parse_flag
 from reward_server.server import ApiError, ServerSettings, _rows_out, _State, check_bind, create_app
@@ -183,6 +184,10 @@ def build_app(config: RayServeConfig):
             """``RadCliQScorer.score`` rows, through this replica's batcher; bad input raises ``ApiError``."""
             body = {"hypotheses": _as_list(hypotheses), "references": _as_list(references)}
             return await self.app.state.rrg.score_request(body, "ray-handle")
+
+        async def info(self) -> dict[str, Any]:
+            """``{"scorer": RadCliQScorer.info()}`` of this replica (as under ``GET /v1/info``)."""
+            return {"scorer": self.app.state.rrg.scorer.info()}
 
         async def check_health(self) -> None:
             if not hasattr(self, "_health"):
@@ -406,6 +411,7 @@ class _HandleClient:
         self.app_name = app_name
         self._handle = handle
         self._retry = retry
+        self.random_weights: bool | None = None  # the replicas' scorer is the random tiny kit (from info())
 
     @property
     def handle(self):
@@ -438,6 +444,12 @@ class AsyncRayRewardClient(_HandleClient):
         """-RadCliQ per pair (higher is better)."""
         return (await self._score(hypotheses, references))[1]
 
+    async def info(self) -> dict[str, Any]:
+        """The scorer's ``info()`` from one replica (``random_weights`` among it)."""
+        info = await self.handle.info.remote()
+        self.random_weights = scorer_random_weights(info)
+        return info
+
     async def aclose(self) -> None:
         """Nothing to close (the handle belongs to Ray); here so callers treat both clients alike."""
 
@@ -465,6 +477,12 @@ class RayRewardClient(_HandleClient):
     def rewards(self, hypotheses: Sequence[str], references: Sequence[str]) -> list[float | None]:
         """-RadCliQ per pair (higher is better)."""
         return self._score(hypotheses, references)[1]
+
+    def info(self) -> dict[str, Any]:
+        """The scorer's ``info()`` from one replica (``random_weights`` among it)."""
+        info = self.handle.info.remote().result()
+        self.random_weights = scorer_random_weights(info)
+        return info
 
     def wait_until_ready(self, timeout: float = 300.0, interval: float = 1.0) -> None:
         """Block until the deployment scores a canary pair, or raise RewardServerUnavailable (fail fast)."""
