@@ -34,7 +34,7 @@ def make_tiny_policy_run(argv: list[str] | None = None):
     from rrg_trl.modeling.tiny import FAMILIES, SIZES
 
     parser = argparse.ArgumentParser(
-        prog="rrg-trl make-tiny-policy", description=make_tiny_policy_run.__doc__
+        prog="rrg-trl make-tiny-policy", description=make_tiny_policy_run.__doc__, allow_abbrev=False
     )
     parser.add_argument("dir", help="output directory (replaced if it exists)")
     parser.add_argument("--family", choices=FAMILIES, default="qwen2_vl")
