@@ -39,6 +39,7 @@ class RewardServerError(RuntimeError):
         super().__init__(message)
         self.status = status
         self.detail = detail
+        self.offset = 0  # index of the call's first pair in the request that failed (the client chunks calls)
 
 
 class RewardRequestError(RewardServerError):
@@ -264,7 +265,11 @@ class RewardClient(_Base):
         def run(chunk: tuple[int, int, int]) -> tuple[list[dict], list]:
             s, e, replica = chunk
             payload = {"hypotheses": list(hypotheses[s:e]), "references": list(references[s:e])}
-            response, url = self._request("POST", "/v1/score", replica, payload)
+            try:
+                response, url = self._request("POST", "/v1/score", replica, payload)
+            except RewardRequestError as error:
+                error.offset = s  # so "references[i]" in the detail can be mapped back to the caller's pair
+                raise
             return self._parse_scores(response, e - s, url)
 
         if len(plan) <= 1:
@@ -282,11 +287,22 @@ class RewardClient(_Base):
         """-RadCliQ per pair (higher is better)."""
         return self._score(hypotheses, references)[1]
 
-    def wait_until_ready(self, timeout: float = 300.0, interval: float = 0.5) -> None:
-        """Block until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable."""
-        deadline = time.monotonic() + timeout
-        pending = list(self.urls)
-        last: dict[str, str] = {}
+    def wait_until_ready(
+        self,
+        timeout: float = 300.0,
+        interval: float = 0.5,
+        refused_give_up_s: float | None = None,
+        progress: Any = None,
+        progress_every_s: float = 10.0,
+    ) -> None:
+        """Block until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable.
+
+        ``refused_give_up_s``: give up that early when every attempt so far was "connection refused" (nothing
+        listens there: a wrong port, or a server that was never started); ``progress(message)`` is called every
+        ``progress_every_s`` while waiting, so a long wait is never silent.
+        """
+        start = time.monotonic()
+        pending, last, refused_only, reported = list(self.urls), {}, True, start
         while pending:
             for url in list(pending):
                 try:
@@ -294,13 +310,25 @@ class RewardClient(_Base):
                     if r.status_code == 200:
                         pending.remove(url)
                         continue
-                    last[url] = f"HTTP {r.status_code}: {_detail(r)}"
+                    last[url], refused_only = f"HTTP {r.status_code}: {_detail(r)}", False
                 except httpx.TransportError as e:
                     last[url] = f"{type(e).__name__}: {e}"
+                    refused_only &= isinstance(e, httpx.ConnectError) and "refused" in str(e).lower()
             if not pending:
                 return
-            if time.monotonic() >= deadline:
+            waited = time.monotonic() - start
+            if waited >= timeout:
                 raise RewardServerUnavailable(f"reward server(s) not ready after {timeout:g}s: {last}")
+            if refused_only and refused_give_up_s is not None and waited >= refused_give_up_s:
+                raise RewardServerUnavailable(
+                    f"nothing is listening at {pending}: every attempt for {waited:.0f}s was refused; check the "
+                    f"URL and port, and that the reward server was started (last: {last})"
+                )
+            if progress is not None and time.monotonic() - reported >= progress_every_s:
+                reported = time.monotonic()
+                progress(
+                    f"waiting for reward server(s) {pending}: {waited:.0f}s of {timeout:g}s (last: {last})"
+                )
             time.sleep(interval)
 
 
@@ -367,7 +395,11 @@ class AsyncRewardClient(_Base):
         async def run(chunk: tuple[int, int, int]) -> tuple[list[dict], list]:
             s, e, replica = chunk
             payload = {"hypotheses": list(hypotheses[s:e]), "references": list(references[s:e])}
-            response, url = await self._request("POST", "/v1/score", replica, payload)
+            try:
+                response, url = await self._request("POST", "/v1/score", replica, payload)
+            except RewardRequestError as error:
+                error.offset = s
+                raise
             return self._parse_scores(response, e - s, url)
 
         parts = await asyncio.gather(*(run(c) for c in plan))
