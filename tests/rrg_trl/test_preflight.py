@@ -3,6 +3,8 @@ checks that the error comes from :mod:`rrg_trl.preflight` (the loaders, later in
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rrg_trl import grpo, sft
@@ -81,3 +83,5 @@ def test_relaunching_a_finished_run_is_refused(sft_runs, policy_dir):
     with pytest.raises(CheckpointError, match=r"already at step 3 .*resuming would train nothing") as error:
         run_stage(sft, argv)
     _raised_in_preflight(error)
+    info = json.loads((sft_runs.out / "run_info.json").read_text())
+    assert info["global_step"] == 3 and info["data_skipped"] == {}  # the skip counts are recorded (none here)
