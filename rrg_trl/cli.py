@@ -78,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if argv else 2
     args = parser.parse_args(argv[:1])
-    _runner(args.command)(argv[1:])
+    from rrg_trl.preflight import PREFLIGHT_ERRORS
+
+    try:
+        _runner(args.command)(argv[1:])
+    except PREFLIGHT_ERRORS as error:  # a mistake found before anything loaded: one line, no traceback
+        print(f"rrg-trl {args.command}: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rrg_trl.checkpoints import check_checkpoint, plan_resume, resolve_resume_checkpoint
+from rrg_trl.checkpoints import CheckpointError, check_checkpoint, plan_resume, resolve_resume_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,9 @@ _OFF = {"", "0", "false", "no", "off"}
 
 class PreflightError(ValueError):
     """A stage's arguments cannot work; raised before anything loads, naming the field and what to fix."""
+
+
+PREFLIGHT_ERRORS = (PreflightError, CheckpointError)  # what `rrg-trl` reports in one line
 
 
 def preflight(script_args: Any, training_args: Any, model_args: Any) -> str | None:
@@ -112,7 +115,13 @@ def warn_long_reports(
     reports, ids = columns["report"], columns["id"] if "id" in dataset.column_names else None
     checks = []
     if tokenizer is not None and context:
-        lengths = [len(t) for t in tokenizer(list(reports), add_special_tokens=False)["input_ids"]]
+        # A character is at most 4 tokens (4 UTF-8 bytes, byte-level BPE), so shorter reports cannot exceed it.
+        lengths = [0] * len(reports)
+        suspects = [i for i, r in enumerate(reports) if 4 * len(r) > context]
+        if suspects:
+            tokens = tokenizer([reports[i] for i in suspects], add_special_tokens=False)["input_ids"]
+            for i, ids_ in zip(suspects, tokens, strict=True):
+                lengths[i] = len(ids_)
         checks.append((lengths, context, "tokens", "the model's context"))
     if max_text_chars:
         checks.append(
