@@ -123,6 +123,14 @@ def test_no_server_fails_fast_before_the_policy_is_loaded():
     assert prepare_rewards(args) is not None
 
 
+def test_nothing_listening_gives_up_early_instead_of_waiting_the_whole_timeout():
+    """Issue 18 case 9: with every attempt refused, a 30 s wait ends after reward_refused_give_up_s."""
+    url = f"http://127.0.0.1:{free_port()}"
+    args = GRPOScriptArguments(reward_urls=[url], reward_wait_timeout_s=30, reward_refused_give_up_s=0.3)
+    with pytest.raises(RewardServerUnavailable, match=r"nothing is listening at \['http://127.0.0.1:\d+'\]"):
+        prepare_rewards(args)
+
+
 def test_stop_token_ids_of_the_tiny_policy(policy_dir):
     from rrg_trl.modeling import load_policy
 
