@@ -227,7 +227,7 @@ def test_wait_until_ready_says_it_waits_and_gives_up_early_when_every_attempt_is
     dead = f"http://127.0.0.1:{free_port()}"
     messages: list[str] = []
     wait = dict(
-        timeout=300, interval=0.05, refused_give_up_s=0.6, progress=messages.append, progress_every_s=0.2
+        timeout=30, interval=0.05, refused_give_up_s=0.6, progress=messages.append, progress_every_s=0.2
     )
     with pytest.raises(RewardServerUnavailable) as error:
         if kind == "sync":
