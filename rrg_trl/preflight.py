@@ -31,8 +31,7 @@ PREFLIGHT_ERRORS = (PreflightError, CheckpointError)  # what `rrg-trl` reports i
 def preflight(script_args: Any, training_args: Any, model_args: Any) -> str | None:
     """Run the checks (module docstring); returns the checkpoint to resume from, or None to start fresh."""
     check_output_dir(training_args.output_dir)
-    for field in ("model_name_or_path",):
-        check_model_path(field, getattr(model_args, field, None))
+    check_model_path("model_name_or_path", model_args.model_name_or_path)
     for field in ("vision_model_name_or_path", "text_model_name_or_path"):
         check_model_path(field, getattr(script_args, field, None))
     if hasattr(script_args, "reward_funcs"):

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rrg_trl.checkpoints import resolve_resume_checkpoint
 from rrg_trl.data.errors import ProblemLog
 from rrg_trl.memory_logging import add_memory_logging
 
@@ -93,13 +92,11 @@ def train_and_save(
     stage: str,
     data_args: Any,
     model_args: Any,
-    checkpoint: str | None | bool = False,
+    checkpoint: str | None,
     problems: ProblemLog | None = None,
 ) -> StageResult:
-    """Train (from ``checkpoint``, the one :func:`rrg_trl.preflight.preflight` chose; by default resolved from
-    ``resume_from_checkpoint`` here), save the model, metrics, state and ``run_info.json``."""
-    if checkpoint is False:
-        checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    """Train from ``checkpoint`` (the one :func:`rrg_trl.preflight.preflight` chose, or None), save the model,
+    metrics, state and ``run_info.json``."""
     add_memory_logging(trainer)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = dict(result.metrics)
