@@ -335,9 +335,13 @@ def main(argv: list[str] | None = None) -> int:
         print(make_tiny(args.dir, seed=args.seed, size=args.size))
         return 0
     if args.command == "download":
-        from reward_server.model_files import download
+        from reward_server.model_files import HubUnreachable, download
 
-        print(download(args.dir, revision=args.revision, cache_dir=args.cache_dir))
+        try:
+            print(download(args.dir, revision=args.revision, cache_dir=args.cache_dir))
+        except HubUnreachable as error:
+            print(f"rrg-reward download: {error}", file=sys.stderr)
+            return 1
         return 0
     return _score(args)
 

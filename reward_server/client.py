@@ -39,6 +39,7 @@ class RewardServerError(RuntimeError):
         super().__init__(message)
         self.status = status
         self.detail = detail
+        self.offset = 0  # index of the call's first pair in the request that failed (the client chunks calls)
 
 
 class RewardRequestError(RewardServerError):
@@ -97,6 +98,61 @@ class _Tries:
     start: float = field(default_factory=time.monotonic)
     attempts: int = 0
     errors: int = 0
+
+
+def _refused(error: BaseException | None) -> bool:
+    """Whether a connection error is "connection refused" (sync httpx says so; async wraps it in its cause)."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, ConnectionRefusedError) or "refused" in str(error).lower():
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+class _Waiting:
+    """One ``wait_until_ready``: which replicas are still pending and why, when to give up, what to report.
+
+    ``refused_give_up_s``: give up that early when every attempt so far was "connection refused" (nothing
+    listens there: a wrong port, or a server that was never started); ``progress(message)`` is called every
+    ``progress_every_s`` while waiting, so a long wait is never silent.
+    """
+
+    def __init__(self, urls, timeout, refused_give_up_s, progress, progress_every_s):
+        self.pending, self.last = list(urls), {}
+        self.timeout, self.refused_give_up_s = timeout, refused_give_up_s
+        self.progress, self.progress_every_s = progress, progress_every_s
+        self.start = self.reported = time.monotonic()
+        self.refused_only = True
+
+    def answer(self, url: str, response: httpx.Response) -> None:
+        if response.status_code == 200:
+            self.pending.remove(url)
+        else:
+            self.last[url], self.refused_only = f"HTTP {response.status_code}: {_detail(response)}", False
+
+    def failure(self, url: str, error: Exception) -> None:
+        self.last[url] = f"{type(error).__name__}: {error}"
+        self.refused_only &= isinstance(error, httpx.ConnectError) and _refused(error)
+
+    def go_on(self) -> bool:
+        """False when every replica is ready; raises past the timeout (or early, when only refused)."""
+        if not self.pending:
+            return False
+        waited = time.monotonic() - self.start
+        if waited >= self.timeout:
+            raise RewardServerUnavailable(f"reward server(s) not ready after {self.timeout:g}s: {self.last}")
+        if self.refused_only and self.refused_give_up_s is not None and waited >= self.refused_give_up_s:
+            raise RewardServerUnavailable(
+                f"nothing is listening at {self.pending}: every attempt for {waited:.0f}s was refused; check the "
+                f"URL and port, and that the reward server was started (last: {self.last})"
+            )
+        if self.progress is not None and time.monotonic() - self.reported >= self.progress_every_s:
+            self.reported = time.monotonic()
+            self.progress(
+                f"waiting for reward server(s) {self.pending}: {waited:.0f}s of {self.timeout:g}s (last: {self.last})"
+            )
+        return True
 
 
 class _Base:
@@ -271,7 +327,11 @@ class RewardClient(_Base):
         def run(chunk: tuple[int, int, int]) -> tuple[list[dict], list]:
             s, e, replica = chunk
             payload = {"hypotheses": list(hypotheses[s:e]), "references": list(references[s:e])}
-            response, url = self._request("POST", "/v1/score", replica, payload)
+            try:
+                response, url = self._request("POST", "/v1/score", replica, payload)
+            except RewardRequestError as error:
+                error.offset = s  # so "references[i]" in the detail can be mapped back to the caller's pair
+                raise
             return self._parse_scores(response, e - s, url)
 
         if len(plan) <= 1:
@@ -289,26 +349,25 @@ class RewardClient(_Base):
         """-RadCliQ per pair (higher is better)."""
         return self._score(hypotheses, references)[1]
 
-    def wait_until_ready(self, timeout: float = 300.0, interval: float = 0.5) -> None:
-        """Block until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable."""
-        deadline = time.monotonic() + timeout
-        pending = list(self.urls)
-        last: dict[str, str] = {}
-        while pending:
-            for url in list(pending):
+    def wait_until_ready(
+        self,
+        timeout: float = 300.0,
+        interval: float = 0.5,
+        refused_give_up_s: float | None = None,
+        progress: Any = None,
+        progress_every_s: float = 10.0,
+    ) -> None:
+        """Block until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable
+        (see :class:`_Waiting` for ``refused_give_up_s`` and ``progress``)."""
+        wait = _Waiting(self.urls, timeout, refused_give_up_s, progress, progress_every_s)
+        while wait.pending:
+            for url in list(wait.pending):
                 try:
-                    r = self._client.get(url + "/ready")
-                    if r.status_code == 200:
-                        pending.remove(url)
-                        continue
-                    last[url] = f"HTTP {r.status_code}: {_detail(r)}"
+                    wait.answer(url, self._client.get(url + "/ready"))
                 except httpx.TransportError as e:
-                    last[url] = f"{type(e).__name__}: {e}"
-            if not pending:
-                return
-            if time.monotonic() >= deadline:
-                raise RewardServerUnavailable(f"reward server(s) not ready after {timeout:g}s: {last}")
-            time.sleep(interval)
+                    wait.failure(url, e)
+            if wait.go_on():
+                time.sleep(interval)
 
 
 class AsyncRewardClient(_Base):
@@ -374,7 +433,11 @@ class AsyncRewardClient(_Base):
         async def run(chunk: tuple[int, int, int]) -> tuple[list[dict], list]:
             s, e, replica = chunk
             payload = {"hypotheses": list(hypotheses[s:e]), "references": list(references[s:e])}
-            response, url = await self._request("POST", "/v1/score", replica, payload)
+            try:
+                response, url = await self._request("POST", "/v1/score", replica, payload)
+            except RewardRequestError as error:
+                error.offset = s
+                raise
             return self._parse_scores(response, e - s, url)
 
         parts = await asyncio.gather(*(run(c) for c in plan))
@@ -388,23 +451,21 @@ class AsyncRewardClient(_Base):
         """-RadCliQ per pair (higher is better)."""
         return (await self._score(hypotheses, references))[1]
 
-    async def wait_until_ready(self, timeout: float = 300.0, interval: float = 0.5) -> None:
+    async def wait_until_ready(
+        self,
+        timeout: float = 300.0,
+        interval: float = 0.5,
+        refused_give_up_s: float | None = None,
+        progress: Any = None,
+        progress_every_s: float = 10.0,
+    ) -> None:
         """Wait until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable."""
-        deadline = time.monotonic() + timeout
-        pending = list(self.urls)
-        last: dict[str, str] = {}
-        while pending:
-            for url in list(pending):
+        wait = _Waiting(self.urls, timeout, refused_give_up_s, progress, progress_every_s)
+        while wait.pending:
+            for url in list(wait.pending):
                 try:
-                    r = await self._http().get(url + "/ready")
-                    if r.status_code == 200:
-                        pending.remove(url)
-                        continue
-                    last[url] = f"HTTP {r.status_code}: {_detail(r)}"
+                    wait.answer(url, await self._http().get(url + "/ready"))
                 except httpx.TransportError as e:
-                    last[url] = f"{type(e).__name__}: {e}"
-            if not pending:
-                return
-            if time.monotonic() >= deadline:
-                raise RewardServerUnavailable(f"reward server(s) not ready after {timeout:g}s: {last}")
-            await asyncio.sleep(interval)
+                    wait.failure(url, e)
+            if wait.go_on():
+                await asyncio.sleep(interval)

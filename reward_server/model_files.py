@@ -335,10 +335,44 @@ def download(model_dir: str | Path, revision: str | None = None, cache_dir: str 
     ``model_dir``. ``revision`` pins ``StanfordAIMI/RRG_scorers``. For air-gapped clusters: run once where the
     hub is reachable, then copy the folder.
     """
-    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
     root = Path(model_dir)
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
+    try:
+        _fetch_all(root, revision, cache_dir)
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as error:
+        if created and not any(root.iterdir()):
+            root.rmdir()
+        raise HubUnreachable(_unreachable_message(root, error)) from error
+    write_checksums(root)
+    return root
+
+
+class HubUnreachable(RuntimeError):
+    """``download`` found neither the hub nor the files in the local hub cache; the message says what to do."""
+
+
+def _unreachable_message(root: Path, error: Exception) -> str:
+    from huggingface_hub import constants
+
+    why = (
+        "offline mode is on (HF_HUB_OFFLINE=1; the Makefile exports it): unset it, e.g. `HF_HUB_OFFLINE=0 "
+        "rrg-reward download ...`"
+        if constants.HF_HUB_OFFLINE
+        else f"the Hugging Face hub cannot be reached ({type(error).__name__}): check the network or HF_ENDPOINT"
+    )
+    return (
+        f"cannot download the scorer files into {root}: {why}, and the hub cache does not hold them. "
+        "Air-gapped: run `rrg-reward download DIR` where the hub is reachable, copy DIR here (its "
+        "checksums.sha256 is verified at load) and pass it as --model-dir"
+    )
+
+
+def _fetch_all(root: Path, revision: str | None, cache_dir: str | Path | None) -> None:
+    from huggingface_hub import hf_hub_download, snapshot_download
+
     patterns = ["config.json", *_TOKENIZER_FILES]
 
     def fetch(repo_id: str, allow: list[str]) -> None:
@@ -357,5 +391,3 @@ def download(model_dir: str | Path, revision: str | None = None, cache_dir: str 
         "model_name"
     ]
     fetch(backbone, patterns)
-    write_checksums(root)
-    return root

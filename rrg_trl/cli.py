@@ -34,7 +34,7 @@ def make_tiny_policy_run(argv: list[str] | None = None):
     from rrg_trl.modeling.tiny import FAMILIES, SIZES
 
     parser = argparse.ArgumentParser(
-        prog="rrg-trl make-tiny-policy", description=make_tiny_policy_run.__doc__
+        prog="rrg-trl make-tiny-policy", description=make_tiny_policy_run.__doc__, allow_abbrev=False
     )
     parser.add_argument("dir", help="output directory (replaced if it exists)")
     parser.add_argument("--family", choices=FAMILIES, default="qwen2_vl")
@@ -79,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if argv else 2
     args = parser.parse_args(argv[:1])
-    _runner(args.command)(argv[1:])
+    from rrg_trl.preflight import PREFLIGHT_ERRORS
+
+    try:
+        _runner(args.command)(argv[1:])
+    except PREFLIGHT_ERRORS as error:  # a mistake found before anything loaded: one line, no traceback
+        print(f"rrg-trl {args.command}: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -106,6 +106,12 @@ class RewardArguments:
             "Wait this long for the reward server's /ready before loading the policy; 0 = don't wait."
         ),
     )
+    reward_refused_give_up_s: float = field(
+        default=60.0,
+        metadata=_help(
+            "Give up waiting early when for this long every attempt was 'connection refused' (nothing listens)."
+        ),
+    )
     # Reward-hacking guards (rrg_trl.reward_guards): applied to the first reward function.
     reward_guards: list[str] = field(
         default_factory=lambda: list(GUARDS),
@@ -129,6 +135,14 @@ class RewardArguments:
             raise ValueError(f"unknown reward guard(s) {unknown}; available: {list(GUARDS)}")
         if not self.reward_funcs:
             raise ValueError("reward_funcs is empty: name at least one reward (e.g. radcliq)")
+        from rrg_trl.rewards import COMPONENTS
+
+        unknown = [n for n in self.reward_funcs if n not in COMPONENTS and "." not in n]
+        if unknown:
+            raise ValueError(
+                f"unknown reward_funcs {unknown}: use any of {list(COMPONENTS)} or a dotted import path "
+                "'pkg.module.func'"
+            )
 
 
 @dataclass

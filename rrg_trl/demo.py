@@ -121,7 +121,7 @@ class DemoConfig:
 def make_parser():
     from trl import TrlParser
 
-    return TrlParser((DemoConfig,), prog="rrg-trl demo")
+    return TrlParser((DemoConfig,), prog="rrg-trl demo", allow_abbrev=False)
 
 
 def _say(message: str) -> None:

@@ -140,7 +140,7 @@ class EvaluateConfig:
 def make_parser():
     from trl import TrlParser
 
-    return TrlParser((EvaluateConfig, DataConfig), prog="rrg-trl evaluate")
+    return TrlParser((EvaluateConfig, DataConfig), prog="rrg-trl evaluate", allow_abbrev=False)
 
 
 def load_baseline(path: str | Path) -> tuple[dict, Path]:
@@ -329,18 +329,17 @@ def main(
 
     started = time.perf_counter()
     data_config = data_config or DataConfig()
-    out_dir = Path(config.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(config.output_dir)  # created once the scores exist: a failed run leaves no empty folder
     baseline, baseline_path = load_baseline(config.baseline) if config.baseline else (None, None)
     runs = run_names(config.training_runs or [])
     training = _training_summary(runs)  # fail on a bad trainer state before the long work
 
     timing: dict[str, float] = {}
-    used_data: list[bool] = []  # whether the data config was read (generation, or references looked up by id)
+    used_data: list[Any] = []  # the split, once loaded (generation, or references looked up by id)
 
     def load_split():
-        used_data.append(True)
-        return _load_split(data_config, config.eval_split)
+        used_data.append(_load_split(data_config, config.eval_split))
+        return used_data[-1]
 
     sampled = None
     if config.model_name_or_path is not None:
@@ -377,6 +376,8 @@ def main(
     timing["scoring_s"] = round(time.perf_counter() - start, 3)
 
     data = describe_data(samples)
+    uncovered = _uncovered(samples, used_data[-1] if used_data else None, config.eval_split)
+    data.update(uncovered)
     synthetic = data["synthetic"]
     random_weights = scores.details["reward"]["random_weights"]  # scored with the random tiny kit
     label = random_weights_fields(random_weights)
@@ -384,6 +385,9 @@ def main(
         data_config.dataset if used_data else f"hypotheses file {Path(config.hypotheses_file).name}"
     )
     title = f"{run_name}: {dataset_name} {config.eval_split}, {len(samples)} reports"
+    if uncovered.get("studies_without_hypothesis"):
+        title += f" ({uncovered['studies_without_hypothesis']} of {uncovered['split_studies']} studies have no hypothesis)"
+    out_dir.mkdir(parents=True, exist_ok=True)
     outputs = {
         "samples": out_dir / SAMPLES_FILE,
         "summary": out_dir / SUMMARY_FILE,
@@ -485,6 +489,19 @@ def main(
     )
     logger.info("evaluation written to %s", out_dir)
     return summary
+
+
+def _uncovered(samples: list[EvalSample], dataset: Any, split: str) -> dict[str, int]:
+    """How many studies of the evaluated split have no hypothesis (only known when the split was loaded)."""
+    if dataset is None:
+        return {}
+    total = len(dataset)
+    missing = total - len({s.id for s in samples})
+    if missing:
+        logger.warning(
+            "%d of %d %s studies have no hypothesis: the metrics cover the others only", missing, total, split
+        )
+    return {"split_studies": total, "studies_without_hypothesis": missing}
 
 
 def _notes(data: dict, scores) -> list[str]:

@@ -52,7 +52,9 @@ def main(
 def make_parser():
     from trl import GRPOConfig, ModelConfig, TrlParser
 
-    return TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig, DataConfig), prog="rrg-trl grpo")
+    return TrlParser(
+        (GRPOScriptArguments, GRPOConfig, ModelConfig, DataConfig), prog="rrg-trl grpo", allow_abbrev=False
+    )
 
 
 def run(argv: list[str] | None = None) -> StageResult:

@@ -64,21 +64,37 @@ def import_reward(path: str) -> Callable[..., Any]:
     return func
 
 
-def wait_for_reward_server(config: RewardConfig, timeout_s: float) -> None:
-    """Fail fast, before the policy is loaded, when no reward server answers ``/ready``."""
+def wait_for_reward_server(
+    config: RewardConfig, timeout_s: float, refused_give_up_s: float | None = None, key_env: str = ""
+) -> dict | None:
+    """Fail fast, before the policy is loaded, when no reward server answers ``/ready`` (saying that it waits,
+    with progress) or the server rejects the API key (checked on the authenticated ``/v1/info``, whose
+    answer is returned: the server's limits)."""
     if config.model_dir or timeout_s <= 0:
-        return
+        return None
     if config.ray:
         from reward_server.ray import RayRewardClient
 
         logger.info("waiting up to %.0fs for the Ray Serve reward deployment", timeout_s)
         RayRewardClient(config.ray_app).wait_until_ready(timeout=timeout_s)
-        return
-    from reward_server.client import RewardClient
+        return None
+    from reward_server.client import RewardClient, RewardRequestError
 
     logger.info("waiting up to %.0fs for the reward server(s) %s", timeout_s, list(config.urls))
-    with RewardClient(list(config.urls), api_key=config.api_key) as client:
-        client.wait_until_ready(timeout=timeout_s)
+    with RewardClient(list(config.urls), api_key=config.api_key, retry_budget_s=30.0) as client:
+        client.wait_until_ready(
+            timeout=timeout_s, refused_give_up_s=refused_give_up_s, progress=logger.warning
+        )
+        try:
+            return client.info()
+        except RewardRequestError as error:
+            if error.status not in (401, 403):
+                raise
+            given = f"the key in ${key_env}" if config.api_key else f"no key (${key_env} is unset)"
+            raise ValueError(
+                f"the reward server rejected {given} (HTTP {error.status}: {error.detail}): set {key_env or 'the key variable'} "
+                "to the server's API key (rrg-reward serve --api-key-env)"
+            ) from None
 
 
 def uses_radcliq(args: RewardArguments) -> bool:
@@ -91,8 +107,12 @@ def prepare_rewards(args: RewardArguments) -> RadCliQRewards | None:
     if not uses_radcliq(args):
         return None
     config = reward_config(args)
-    wait_for_reward_server(config, args.reward_wait_timeout_s)
-    return RadCliQRewards(config)
+    info = wait_for_reward_server(
+        config, args.reward_wait_timeout_s, args.reward_refused_give_up_s, args.reward_api_key_env
+    )
+    rewards = RadCliQRewards(config)
+    rewards.server_info = info
+    return rewards
 
 
 def build_reward_funcs(

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 COMPONENTS = ("radcliq", "radgraph", "bertscore", "semb", "bleu2")
 _FATAL_STATUS = frozenset({401, 403, 404, 405})  # configuration errors: every later batch would fail too
+_DATA_STATUS = frozenset({413, 422})  # a reference the server refuses: it comes back every epoch
+_FIELD_INDEX = re.compile(r"\b(hypotheses|references)\[(\d+)\]")
 
 
 class RewardComputationError(RuntimeError):
@@ -144,6 +147,7 @@ class RadCliQRewards:
         self._consecutive_failures = 0
         self.requests = 0  # scoring calls made (tests check the sharing)
         self.random_weights: bool | None = None  # known after the first scored batch
+        self.server_info: dict | None = None  # the server's /v1/info, when it was checked before training
 
     # ------------------------------------------------------------------ reward functions
     def reward_func(self, component: str = "radcliq") -> Callable[..., Any]:
@@ -162,7 +166,10 @@ class RadCliQRewards:
         self, component: str, completions: Sequence[Any], columns: dict[str, Any]
     ) -> list[float | None]:
         rows = await self.score(
-            completions, self._references(columns, len(completions)), log_metric=columns.get("log_metric")
+            completions,
+            self._references(columns, len(completions)),
+            log_metric=columns.get("log_metric"),
+            ids=columns.get("id"),
         )
         if component == "radcliq":
             return [None if r is None or r["radcliq"] is None else -r["radcliq"] for r in rows]
@@ -192,14 +199,16 @@ class RadCliQRewards:
         completions: Sequence[Any],
         references: Sequence[str],
         log_metric: Callable[[str, float], None] | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[dict | None]:
-        """Score rows for the batch; concurrent calls with the same texts share one request."""
+        """Score rows for the batch; concurrent calls with the same texts share one request. ``ids`` (the
+        studies) name the culprit when the server refuses the data."""
         texts = [completion_text(c, i) for i, c in enumerate(completions)]
         key = (tuple(texts), tuple(references))
         loop = asyncio.get_running_loop()
         entry = self._inflight.get(key)
         if entry is None or entry[0] is not loop:
-            future = asyncio.ensure_future(self._fetch(texts, list(references), log_metric))
+            future = asyncio.ensure_future(self._fetch(texts, list(references), log_metric, ids))
             self._inflight[key] = (loop, future)
             future.add_done_callback(functools.partial(self._forget_failure, key))
             while len(self._inflight) > 8:
@@ -217,7 +226,11 @@ class RadCliQRewards:
             del self._inflight[key]
 
     async def _fetch(
-        self, texts: list[str], references: list[str], log_metric: Callable[[str, float], None] | None
+        self,
+        texts: list[str],
+        references: list[str],
+        log_metric: Callable[[str, float], None] | None,
+        ids: Sequence[str] | None = None,
     ) -> list[dict | None]:
         start = time.perf_counter()
         self.requests += 1
@@ -232,6 +245,8 @@ class RadCliQRewards:
         except RewardRequestError as e:
             if e.status in _FATAL_STATUS:
                 raise
+            if e.status in _DATA_STATUS:
+                _raise_if_data(e, references, ids)
             return self._failed(len(texts), e, log_metric)
         except (RewardServerError, RuntimeError) as e:  # a failed batch (incl. CUDA OOM in-process)
             return self._failed(len(texts), e, log_metric)
@@ -278,6 +293,24 @@ class RadCliQRewards:
             error,
         )
         return [None] * n
+
+
+def _raise_if_data(error: RewardRequestError, references: list[str], ids: Sequence[str] | None) -> None:
+    """A 413 / 422 about a reference (or the whole body) is the data's fault and recurs every epoch: stop, naming
+    the study; one about a generated text only fails this batch."""
+    match = _FIELD_INDEX.search(error.detail or "")
+    if match and match.group(1) == "hypotheses":
+        return
+    where = "the batch"
+    if match:
+        i = error.offset + int(match.group(2))
+        study = ids[i] if ids is not None and i < len(ids) else None
+        where = f"study {study!r} (reference {i} of the batch, {len(references[i])} characters)"
+    raise RewardComputationError(
+        f"the reward server refused {where}: HTTP {error.status}: {error.detail}. The data is at fault, so every "
+        "epoch would fail the same way: shorten or drop such reports (max_report_words in the data config) or "
+        "raise the server's limits (rrg-reward serve --max-text-chars / --max-body-bytes)"
+    ) from error
 
 
 _DOCS = {

@@ -38,7 +38,9 @@ def main(
 def make_parser():
     from trl import ModelConfig, RLOOConfig, TrlParser
 
-    return TrlParser((RLOOScriptArguments, RLOOConfig, ModelConfig, DataConfig), prog="rrg-trl rloo")
+    return TrlParser(
+        (RLOOScriptArguments, RLOOConfig, ModelConfig, DataConfig), prog="rrg-trl rloo", allow_abbrev=False
+    )
 
 
 def run(argv: list[str] | None = None) -> StageResult:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rrg_trl.checkpoints import resolve_resume_checkpoint
+from rrg_trl.data.errors import ProblemLog
 from rrg_trl.memory_logging import add_memory_logging
 
 logger = logging.getLogger(__name__)
@@ -50,11 +50,20 @@ def setup_logging(training_args: Any) -> None:
     transformers.utils.logging.set_verbosity(level)
 
 
-def load_splits(data_args: Any, script_args: Any, training_args: Any, *, with_completion: bool):
-    """``(train_dataset, eval_dataset or None)``; only the splits the run uses are loaded."""
+def load_splits(
+    data_args: Any,
+    script_args: Any,
+    training_args: Any,
+    *,
+    with_completion: bool,
+    problems: ProblemLog | None = None,
+):
+    """``(train_dataset, eval_dataset or None)``; only the splits the run uses are loaded. ``problems``
+    collects the skipped studies (``on_error: skip``) for ``run_info.json``."""
     import dataclasses
 
     from rrg_trl.data import load_dataset_from_config
+    from rrg_trl.data.config import available_splits
 
     wanted = [script_args.dataset_train_split]
     do_eval = training_args.eval_strategy != "no"
@@ -64,11 +73,11 @@ def load_splits(data_args: Any, script_args: Any, training_args: Any, *, with_co
         data_args, with_completion=with_completion, splits=data_args.splits or wanted
     )
     with training_args.main_process_first(desc="loading the dataset"):
-        splits = load_dataset_from_config(config)
+        splits = load_dataset_from_config(config, problems=problems)
     missing = [s for s in wanted if s not in splits]
     if missing:
         raise ValueError(
-            f"split(s) {missing} not in the {config.dataset} dataset (it has {sorted(splits)}); set "
+            f"split(s) {missing} not in the {config.dataset} dataset ({available_splits(config, splits)}); set "
             "dataset_train_split / dataset_test_split or the data config's splits"
         )
     train = splits[script_args.dataset_train_split]
@@ -77,10 +86,17 @@ def load_splits(data_args: Any, script_args: Any, training_args: Any, *, with_co
 
 
 def train_and_save(
-    trainer: Any, training_args: Any, *, stage: str, data_args: Any, model_args: Any
+    trainer: Any,
+    training_args: Any,
+    *,
+    stage: str,
+    data_args: Any,
+    model_args: Any,
+    checkpoint: str | None,
+    problems: ProblemLog | None = None,
 ) -> StageResult:
-    """Train (resuming per ``resume_from_checkpoint``), save the model, metrics, state and ``run_info.json``."""
-    checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    """Train from ``checkpoint`` (the one :func:`rrg_trl.preflight.preflight` chose, or None), save the model,
+    metrics, state and ``run_info.json``."""
     add_memory_logging(trainer)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = dict(result.metrics)
@@ -100,6 +116,7 @@ def train_and_save(
             "synthetic_share": synthetic,
             "global_step": trainer.state.global_step,
             "resumed_from": checkpoint,
+            "data_skipped": dict(problems.counts) if problems is not None else None,
         }
         Path(training_args.output_dir, RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
         logger.info(
@@ -129,12 +146,19 @@ def run_rl_stage(
     from transformers import set_seed
 
     from rrg_trl.model_utils import get_peft_config, get_policy
+    from rrg_trl.preflight import preflight, warn_long_reports
     from rrg_trl.reward_setup import build_reward_funcs, prepare_rewards, stop_token_ids
 
     setup_logging(training_args)
     set_seed(training_args.seed)
+    checkpoint = preflight(script_args, training_args, model_args)
     rewards = prepare_rewards(script_args)  # fails fast when the reward server is not there
-    train_dataset, eval_dataset = load_splits(data_args, script_args, training_args, with_completion=False)
+    problems = ProblemLog(data_args.on_error)
+    train_dataset, eval_dataset = load_splits(
+        data_args, script_args, training_args, with_completion=False, problems=problems
+    )
+    limits = ((getattr(rewards, "server_info", None) or {}).get("server") or {}).get("limits") or {}
+    warn_long_reports(train_dataset, max_text_chars=limits.get("max_text_chars"))
     model, processor = get_policy(script_args, model_args, training_args, padding_side="left")
     reward_funcs, training_args.reward_weights = build_reward_funcs(
         script_args, training_args.reward_weights, stop_token_ids(model, processor), rewards=rewards
@@ -149,7 +173,15 @@ def run_rl_stage(
         peft_config=get_peft_config(model, model_args),
         callbacks=list(callbacks or []),
     )
-    return train_and_save(trainer, training_args, stage=stage, data_args=data_args, model_args=model_args)
+    return train_and_save(
+        trainer,
+        training_args,
+        stage=stage,
+        data_args=data_args,
+        model_args=model_args,
+        checkpoint=checkpoint,
+        problems=problems,
+    )
 
 
 def _synthetic_share(dataset: Any) -> float:

@@ -131,7 +131,8 @@ def build_dataset(
     """One split's records as a ``Dataset`` with lazily decoded images (see module docstring)."""
     if views not in VIEW_MODES:
         raise ValueError(f"views must be one of {VIEW_MODES}, got {views!r}")
-    transform = XrayImageTransform(image_size, resize_mode)
+    study_of = {str(item): r.id for r in records for item in r.images if not isinstance(item, bytes)}
+    transform = XrayImageTransform(image_size, resize_mode, study_of)
     columns: dict[str, list] = {
         "id": [],
         "prompt": [],

@@ -29,6 +29,7 @@ from rrg_trl.data.images import DEFAULT_IMAGE_SIZE
 from rrg_trl.data.iu_xray import load_iu_xray
 from rrg_trl.data.mimic_cxr import load_mimic_cxr, load_mimic_cxr_annotation
 from rrg_trl.data.prompts import DEFAULT_SYSTEM_PROMPT
+from rrg_trl.data.r2gen_annotation import annotation_splits
 from rrg_trl.data.synthetic import load_synthetic
 
 DATASETS = ("iu_xray", "mimic_cxr", "synthetic")
@@ -204,6 +205,14 @@ def load_dataset_from_config(
             "; the Open-i archive alone gives the single split 'all'" if config.dataset == "iu_xray" else ""
         )
         raise ValueError(
-            f"split {split!r} has no studies in {config.dataset} (available: {sorted(result)}){hint}"
+            f"split {split!r} has no studies in {config.dataset} ({available_splits(config, result)}){hint}"
         )
     return result[name]
+
+
+def available_splits(config: DataConfig, loaded: Mapping[str, Any]) -> str:
+    """What a user can choose from when a split is missing: the annotation file's own keys when there is one
+    (the loaded splits are only those asked for)."""
+    if config.annotation_path and config.dataset != "synthetic":
+        return f"{config.annotation_path} holds {annotation_splits(config.annotation_path)}"
+    return f"it has {sorted(loaded)}"

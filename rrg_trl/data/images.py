@@ -118,14 +118,20 @@ class XrayImageTransform:
     """``Dataset.set_transform`` callable: turns ``image`` / ``images`` references into PIL RGB images.
 
     Picklable (a plain class), so it travels to dataloader worker processes. A file that fails to decode
-    at training time raises :class:`DataError` naming the study id (when the ``id`` column is present)
-    and the file.
+    at training time raises :class:`DataError` naming the study and the file: the id comes from the ``id``
+    column, or from ``study_of`` (image path -> study id) when a trainer dropped that column.
     """
 
-    def __init__(self, image_size: int | None = DEFAULT_IMAGE_SIZE, resize_mode: str = "pad"):
+    def __init__(
+        self,
+        image_size: int | None = DEFAULT_IMAGE_SIZE,
+        resize_mode: str = "pad",
+        study_of: dict[str, str] | None = None,
+    ):
         resize_xray(Image.new("L", (2, 2)), image_size, resize_mode)  # validates both arguments early
         self.image_size = image_size
         self.resize_mode = resize_mode
+        self.study_of = study_of or {}
 
     def __repr__(self) -> str:
         return f"XrayImageTransform(image_size={self.image_size}, resize_mode={self.resize_mode!r})"
@@ -137,13 +143,16 @@ class XrayImageTransform:
             value = {"path": value, "bytes": None}
         source = value.get("bytes") or value.get("path")
         label = value.get("path") or "<embedded bytes>"
+        study_id = study_id or self.study_of.get(value.get("path") or "")
         if source is None:
             raise DataError(f"study {study_id!r}: image reference has neither bytes nor path")
         try:
             return load_xray(source, self.image_size, self.resize_mode)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             raise DataError(
-                f"study {study_id!r}: cannot decode image [{label}] ({type(error).__name__}: {error})"
+                f"study {study_id!r}: cannot decode image [{label}] ({type(error).__name__}: {error}); "
+                "check_images='open' reads only headers: set check_images: decode to find such files when "
+                "the data loads (with on_error: skip to leave them out)"
             ) from error
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:

@@ -23,14 +23,7 @@ def read_r2gen_annotation(path: str | Path, problems: ProblemLog, source: str = 
     entry is reported to ``problems`` (raise or counted skip).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{source}: annotation is not valid JSON [{path}] ({error})") from error
-    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        raise DataError(f"{source}: annotation must map split names to lists of studies [{path}]")
+    data = _read_json(path, source)
     entries, seen = [], set()
     for key, items in data.items():
         for index, entry in enumerate(items):
@@ -47,6 +40,30 @@ def read_r2gen_annotation(path: str | Path, problems: ProblemLog, source: str = 
             split = normalise_split(entry.get("split") or key)
             entries.append({**entry, "split": split})
     return entries
+
+
+def _read_json(path: Path, source: str) -> dict:
+    """The annotation's ``{split: [entry, ...]}`` mapping; UTF-8 with or without a BOM."""
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{source}: annotation is not UTF-8 [{path}] (byte {error.object[error.start]:#04x} at offset "
+            f"{error.start}); re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+        ) from error
+    except json.JSONDecodeError as error:
+        raise DataError(f"{source}: annotation is not valid JSON [{path}] ({error})") from error
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise DataError(f"{source}: annotation must map split names to lists of studies [{path}]")
+    return data
+
+
+def annotation_splits(path: str | Path) -> list[str]:
+    """The split names an annotation file holds (normalised: R2Gen's blank test key reads ``test``)."""
+    data = _read_json(Path(path), "r2gen")
+    return sorted({normalise_split(key) if key.strip() else "test" for key in data})
 
 
 def _annotation_problem(entry, key: str) -> str | None:

@@ -48,6 +48,21 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
     return rows
 
 
+def _check_unique_ids(path: str | Path, rows: list[tuple[int, dict]]) -> None:
+    """A repeated id would weigh that study several times in corpus BLEU / CIDEr."""
+    first: dict[str, int] = {}
+    for n, row in rows:
+        if "id" not in row:
+            continue
+        sid = str(row["id"])
+        if sid in first:
+            raise ValueError(
+                f"{path}:{n}: id {sid!r} repeats line {first[sid]}: one hypothesis per study (a repeated study "
+                "would count several times in the corpus metrics)"
+            )
+        first[sid] = n
+
+
 def samples_from_jsonl(
     path: str | Path,
     *,
@@ -66,7 +81,16 @@ def samples_from_jsonl(
             raise ValueError(
                 f"{path}:{n}: field {hypothesis_key!r} must be a string, got {row.get(hypothesis_key)!r}"
             )
-    inline = all(isinstance(row.get(reference_key), str) for _, row in rows)
+    _check_unique_ids(path, rows)
+    with_reference = [n for n, row in rows if isinstance(row.get(reference_key), str)]
+    inline = len(with_reference) == len(rows)
+    if with_reference and not inline:
+        missing = next(n for n, row in rows if not isinstance(row.get(reference_key), str))
+        raise ValueError(
+            f"{path}: {len(with_reference)} of {len(rows)} lines carry a {reference_key!r} (e.g. line "
+            f"{with_reference[0]}) and the others do not (e.g. line {missing}): give every line its reference, "
+            "or none (then they are all looked up by 'id' in the data)"
+        )
     if inline:
         return [
             EvalSample(

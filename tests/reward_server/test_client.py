@@ -219,3 +219,23 @@ def test_bad_arguments():
         with pytest.raises(ValueError, match="not a single str"):
             client.score("abc", "abc")
         assert client.score([], []) == []
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_wait_until_ready_says_it_waits_and_gives_up_early_when_every_attempt_is_refused(kind):
+    """Issue 18 case 9: nothing listening meant 300 s of silence; now progress, and an early, clear stop."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    messages: list[str] = []
+    wait = dict(
+        timeout=30, interval=0.05, refused_give_up_s=0.6, progress=messages.append, progress_every_s=0.2
+    )
+    with pytest.raises(RewardServerUnavailable) as error:
+        if kind == "sync":
+            with RewardClient(dead) as client:
+                client.wait_until_ready(**wait)
+        else:
+            asyncio.run(AsyncRewardClient(dead).wait_until_ready(**wait))
+    assert str(error.value).startswith(f"nothing is listening at ['{dead}']: every attempt for")
+    assert "was refused; check the URL and port, and that the reward server was started" in str(error.value)
+    assert messages and messages[0].startswith(f"waiting for reward server(s) ['{dead}']: ")
+    assert " of 30s (last: " in messages[0]

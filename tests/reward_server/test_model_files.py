@@ -197,3 +197,28 @@ def test_the_kits_radgraph_extracted_is_still_random(tiny_model_dir, tmp_path):
     write_checksums(copy)
     with pytest.raises(ModelFilesError, match="StanfordAIMI/RRG_scorers/radgraph/weights.th"):
         ModelFiles.locate(copy)
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_download_without_the_hub_is_one_line_saying_what_to_do(tmp_path, offline):
+    """Issue 18 case 16: offline mode (the Makefile exports HF_HUB_OFFLINE=1) or an unreachable hub gave a
+    20-line LocalEntryNotFoundError traceback; now one line, exit 1, what to unset, the air-gapped route."""
+    from tests.reward_server.live import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_HUB_CACHE=str(tmp_path / "empty-cache"), PYTHONPATH=str(REPO))
+    env.update(HF_HUB_OFFLINE="1") if offline else env.update(HF_ENDPOINT=f"http://127.0.0.1:{free_port()}")
+    out = tmp_path / "models"
+    proc = subprocess.run(
+        [sys.executable, "-m", "reward_server.cli", "download", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    why = "offline mode is on (HF_HUB_OFFLINE=1" if offline else "the Hugging Face hub cannot be reached"
+    assert proc.stderr.startswith(f"rrg-reward download: cannot download the scorer files into {out}: {why}")
+    assert "Air-gapped: run `rrg-reward download DIR` where the hub is reachable, copy DIR" in proc.stderr
+    assert "checksums.sha256" in proc.stderr and not out.exists()

@@ -79,3 +79,13 @@ def test_make_tiny_policy(tmp_path, capsys):
 def test_evaluate_and_demo_are_wired(command):
     assert importlib.util.find_spec(cli.STAGES[command][0]) is not None
     assert callable(cli._runner(command))
+
+
+def test_a_mistake_found_before_loading_is_one_line_and_exit_2(tmp_path, capsys):
+    """Issue 18: a preflight refusal is what to fix, not a traceback."""
+    from tests.rrg_trl.stage_helpers import stage_argv
+
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["sft", *stage_argv("sft", tmp_path / "file")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rrg-trl sft: error: output_dir=") and err.count("\n") == 1, err

@@ -224,3 +224,41 @@ def test_no_scorer_and_bad_baseline_fail_before_the_work(tmp_path):
                 hypotheses_file=str(samples), output_dir=str(tmp_path / "o"), baseline=str(tmp_path)
             )
         )
+
+
+def test_partial_hypotheses_say_how_many_studies_have_none(first_run, scorer, tmp_path, caplog):
+    """Issue 18 case 14: 3 hypotheses for a 5-study split is reported in the log, the title and summary.json."""
+    rows = _read_samples(first_run[0])
+    path = tmp_path / "hyps.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": r["id"], "hypothesis": r["hypothesis"]}) + "\n" for r in rows[:3])
+    )
+    config = EvaluateConfig(
+        hypotheses_file=str(path), output_dir=str(tmp_path / "o"), meteor=False, progress=False
+    )
+    with caplog.at_level("WARNING", logger="rrg_trl.evaluate"):
+        summary = evaluate.main(
+            config, DataConfig(dataset="synthetic", synthetic_num_test=5, image_size=64), scorer=scorer
+        )
+    assert "2 of 5 test studies have no hypothesis" in caplog.text
+    assert "(2 of 5 studies have no hypothesis)" in (tmp_path / "o" / "table.md").read_text()
+    written = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert written["data"]["studies_without_hypothesis"] == 2 and written["data"]["split_studies"] == 5
+    assert summary["data"]["n_samples"] == 3
+
+
+def test_a_failed_evaluation_leaves_no_empty_output_folder(tmp_path):
+    """Issue 18 case 15: the output folder is created only once there are scores to write."""
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(json.dumps({"hypothesis": "a", "reference": "b"}) + "\n")
+    with pytest.raises(ValueError, match="no scorer"):
+        evaluate.main(
+            EvaluateConfig(hypotheses_file=str(samples), output_dir=str(tmp_path / "o"), meteor=False)
+        )
+    assert not (tmp_path / "o").exists()
+
+
+def test_abbreviated_flags_are_refused():
+    """Issue 18 case 15: `--batch_siz` must fail like a YAML typo, not be expanded to --batch_size."""
+    with pytest.raises(ValueError, match=r"not used by the HfArgumentParser: \['--batch_siz', '2'\]"):
+        evaluate.make_parser().parse_args_and_config(args=["--model_name_or_path", "m", "--batch_siz", "2"])

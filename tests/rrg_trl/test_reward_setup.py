@@ -52,8 +52,10 @@ def test_bad_arguments_are_clear_errors():
         GRPOScriptArguments(reward_guards=["empty", "shouting"])
     with pytest.raises(ValueError, match="reward_funcs is empty"):
         GRPOScriptArguments(reward_funcs=[])
-    with pytest.raises(ValueError, match="unknown reward 'rouge'"):
-        build_reward_funcs(GRPOScriptArguments(reward_funcs=["rouge"]), None, STOP)
+    with pytest.raises(
+        ValueError, match=r"unknown reward_funcs \['rouge'\]"
+    ):  # when the arguments are parsed
+        GRPOScriptArguments(reward_funcs=["rouge"])
     with pytest.raises(ValueError, match="cannot import reward"):
         build_reward_funcs(GRPOScriptArguments(reward_funcs=["no_such_pkg.reward"]), None, STOP)
     with pytest.raises(ValueError, match="has no function 'missing'"):
@@ -121,6 +123,14 @@ def test_no_server_fails_fast_before_the_policy_is_loaded():
     assert prepare_rewards(args) is not None
 
 
+def test_nothing_listening_gives_up_early_instead_of_waiting_the_whole_timeout():
+    """Issue 18 case 9: with every attempt refused, a 30 s wait ends after reward_refused_give_up_s."""
+    url = f"http://127.0.0.1:{free_port()}"
+    args = GRPOScriptArguments(reward_urls=[url], reward_wait_timeout_s=30, reward_refused_give_up_s=0.3)
+    with pytest.raises(RewardServerUnavailable, match=r"nothing is listening at \['http://127.0.0.1:\d+'\]"):
+        prepare_rewards(args)
+
+
 def test_stop_token_ids_of_the_tiny_policy(policy_dir):
     from rrg_trl.modeling import load_policy
 
@@ -128,3 +138,54 @@ def test_stop_token_ids_of_the_tiny_policy(policy_dir):
     ids = stop_token_ids(model, processor)
     tok = processor.tokenizer
     assert {tok.eos_token_id, tok.pad_token_id} <= ids and None not in ids
+
+
+def test_a_wrong_api_key_fails_before_the_data_and_the_policy_load(
+    stage_scorer, policy_dir, tmp_path, monkeypatch
+):
+    """Issue 18 case 10: the key used to be checked at the first training step; /v1/info (authenticated) now
+    checks it in prepare_rewards, and the server's limits come back with it."""
+    from rrg_trl import grpo
+    from tests.reward_server.live import LiveServer
+    from tests.rrg_trl.stage_helpers import run_stage, stage_argv
+
+    with LiveServer(stage_scorer, api_key="right-key") as server:
+        args = GRPOScriptArguments(reward_urls=[server.url], reward_api_key_env="MY_KEY")
+        monkeypatch.setenv("MY_KEY", "wrong-key")
+        with pytest.raises(ValueError, match=r"rejected the key in \$MY_KEY \(HTTP 401: invalid API key\)"):
+            prepare_rewards(args)
+        argv = stage_argv("grpo", tmp_path / "out", "--model_name_or_path", str(policy_dir))
+        argv += ["--reward_urls", server.url, "--reward_api_key_env", "MY_KEY"]
+        with pytest.raises(ValueError, match="rejected the key") as error:
+            run_stage(grpo, argv)
+        names = {entry.name for entry in error.traceback}
+        assert "prepare_rewards" in names and not {"load_splits", "get_policy"} & names
+        assert not (tmp_path / "out").exists()
+        with pytest.raises(ValueError, match=r"rejected no key \(\$RRG_REWARD_API_KEY is unset\)"):
+            prepare_rewards(GRPOScriptArguments(reward_urls=[server.url]))
+        monkeypatch.setenv("MY_KEY", "right-key")
+        rewards = prepare_rewards(args)
+        assert rewards.server_info["server"]["limits"]["max_text_chars"] == 20_000
+
+
+def test_reports_longer_than_the_context_or_the_servers_limit_are_warned_about(policy_dir, caplog):
+    """Issue 18 case 6: 5,000-word reports trained silently past the model's context."""
+    from datasets import Dataset
+
+    from rrg_trl.modeling import load_policy
+    from rrg_trl.preflight import model_context, warn_long_reports
+
+    model, processor = load_policy(policy_dir)
+    context = model_context(model)
+    assert isinstance(context, int) and context > 0
+    long = "effusion " * (context + 10)
+    data = Dataset.from_dict({"id": ["s1", "s2", "s3"], "report": ["No effusion.", long, "Clear."]})
+    with caplog.at_level("WARNING", logger="rrg_trl.preflight"):
+        assert warn_long_reports(data, tokenizer=processor.tokenizer, context=context) == 1
+        assert warn_long_reports(data, max_text_chars=20) == 1
+        assert warn_long_reports(data, max_text_chars=len(long)) == 0
+    assert (
+        f"1 of 3 reports are longer than the model's context ({context} tokens); the longest, study 's2'"
+        in caplog.text
+    )
+    assert "1 of 3 reports are longer than the reward server's max_text_chars (20 characters)" in caplog.text

@@ -266,3 +266,16 @@ def test_grpo_trainer_step_against_the_live_server(live, scorer, tmp_path):
         assert out == pytest.approx([-e["radcliq"] for e in expected], abs=1e-4)
     logs = next(entry for entry in trainer.state.log_history if "rewards/radcliq/mean" in entry)
     assert math.isfinite(logs["rewards/radcliq/mean"]) and math.isfinite(logs["rewards/semb/mean"])
+
+
+def test_a_reference_the_server_refuses_stops_training_naming_the_study(scorer):
+    """Issue 18 case 6: a 413 / 422 caused by the data was treated as transient (zero-advantage steps, exit 0);
+    now it stops training and names the study. A refused generated text only fails its batch."""
+    with LiveServer(scorer, max_text_chars=200, max_pairs_per_request=2) as server:
+        [radcliq] = get_reward_funcs(["radcliq"], urls=[server.url])
+        long = "Small left effusion. " * 20
+        with pytest.raises(
+            RewardComputationError, match=r"refused study 'CXR3' \(reference 2 of the batch, 420 ch"
+        ):
+            call_all([radcliq], ["a", "b", "c"], report=["x", "y", long], id=["CXR1", "CXR2", "CXR3"])
+        assert call_all([radcliq], [long, "b"], report=["x", "y"], id=["CXR1", "CXR2"]) == [[None, None]]

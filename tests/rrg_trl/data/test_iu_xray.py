@@ -256,3 +256,56 @@ def test_images_are_rgb_even_for_colour_sources(tmp_path):
     row = load_iu_xray(tmp_path, tmp_path / "ann.json", image_size=8)["train"][0]
     red, green, blue = row["image"].getpixel((4, 4))
     assert red == green == blue  # greyscale replicated to three channels
+
+
+def _two_study_annotation(tmp_path, **splits):
+    for sid in ("a", "b"):
+        write_image(tmp_path / "img" / sid / "0.png", size=(64, 64))
+    entries = {
+        key: [{"id": sid, "report": f"Report {sid} \u00e9panchement.", "image_path": [f"{sid}/0.png"]}]
+        for key, sid in splits.items()
+    }
+    path = tmp_path / "annotation.json"
+    path.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_a_truncated_png_names_the_study_even_without_the_id_column(tmp_path):
+    """Issue 18 case 3: check_images=open passes a cut PNG; the first batch failed with `study None` since
+    TRL drops the id column. Now it names the study and says how to catch it at load (decode, or skip)."""
+    annotation = _two_study_annotation(tmp_path, train="a", val="b")
+    image = tmp_path / "img" / "a" / "0.png"
+    image.write_bytes(image.read_bytes()[:-60])
+    ds = load_iu_xray(tmp_path / "img", annotation, image_size=16)["train"]
+    with pytest.raises(
+        DataError, match=r"study 'a': cannot decode image \[.*a/0\.png\].*check_images: decode"
+    ):
+        ds.remove_columns(["id"])[0]["image"]
+    log = ProblemLog("skip")
+    kept = load_iu_xray(tmp_path / "img", annotation, check_images="decode", on_error="skip", problems=log)
+    assert "train" not in kept and log.counts == {"unreadable_image": 1}
+
+
+def test_a_latin1_annotation_names_the_file_and_a_bom_is_accepted(tmp_path):
+    """Issue 18 case 4: a bare UnicodeDecodeError named no file."""
+    annotation = _two_study_annotation(tmp_path, train="a")
+    text = annotation.read_text(encoding="utf-8")
+    annotation.write_bytes(text.encode("latin-1"))
+    with pytest.raises(
+        DataError, match=r"annotation is not UTF-8 \[.*annotation\.json\].*re-save it as UTF-8"
+    ):
+        load_iu_xray(tmp_path / "img", annotation)
+    annotation.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load_iu_xray(tmp_path / "img", annotation)["train"]["report"] == ["Report a \u00e9panchement."]
+
+
+def test_a_missing_split_lists_what_the_annotation_holds(tmp_path):
+    """Issue 18 case 5: "it has []" (only the requested splits were loaded) -> the file and its keys."""
+    from rrg_trl.data import DataConfig, load_dataset_from_config
+
+    annotation = _two_study_annotation(tmp_path, val="a", **{"    ": "b"})
+    config = DataConfig(dataset="iu_xray", annotation_path=str(annotation), image_root=str(tmp_path / "img"))
+    with pytest.raises(
+        ValueError, match=rf"split 'train' has no studies in iu_xray \({annotation} holds \['test', 'val'\]\)"
+    ):
+        load_dataset_from_config(config, split="train")

@@ -94,3 +94,22 @@ def test_unknown_or_missing_ids_are_named(tmp_path, split):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         samples_from_jsonl(tmp_path / "absent.jsonl")
+
+
+def test_a_repeated_id_is_refused_naming_both_lines(tmp_path, split):
+    """Issue 18 case 2: a study listed twice would weigh twice in corpus BLEU / CIDEr."""
+    rows = [{"id": "s1", "hypothesis": "a"}, {"id": "s2", "hypothesis": "b"}, {"id": "s1", "hypothesis": "c"}]
+    with pytest.raises(ValueError, match=r"h.jsonl:3: id 's1' repeats line 1"):
+        samples_from_jsonl(_write(tmp_path / "h.jsonl", rows), dataset=split)
+    inline = [{**r, "reference": "r"} for r in rows]
+    with pytest.raises(ValueError, match=r"h.jsonl:3: id 's1' repeats line 1"):
+        samples_from_jsonl(_write(tmp_path / "h.jsonl", inline))
+
+
+def test_some_lines_with_references_and_some_without_is_refused(tmp_path, split):
+    """Issue 18 case 15: the inline references must not be silently replaced by looked-up ones."""
+    rows = [{"id": "s1", "hypothesis": "a", "reference": "mine"}, {"id": "s2", "hypothesis": "b"}]
+    with pytest.raises(
+        ValueError, match=r"h.jsonl: 1 of 2 lines carry a 'reference' \(e.g. line 1\).*line 2"
+    ):
+        samples_from_jsonl(_write(tmp_path / "h.jsonl", rows), dataset=split)
