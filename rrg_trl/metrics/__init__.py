@@ -1,11 +1,9 @@
-"""Report-generation metrics with the definitions of the published tables (pycocoevalcap parity)."""
+"""Report-generation metrics with the definitions of the published tables (pycocoevalcap's)."""
 
-from rrg_trl.metrics.bleu import bleu
-from rrg_trl.metrics.cider import cider
+from rrg_trl.metrics.coco import bleu, cider, rouge_l
 from rrg_trl.metrics.inputs import Scores
 from rrg_trl.metrics.meteor import Meteor, MeteorError, meteor, meteor_unavailable_reason
 from rrg_trl.metrics.nlg import NLG_METRICS, NLGScores, compute_nlg_metrics
-from rrg_trl.metrics.rouge import rouge_l
 
 __all__ = [
     "NLG_METRICS",

@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rrg_trl.metrics.bleu import bleu
-from rrg_trl.metrics.cider import cider
+from rrg_trl.metrics.coco import bleu, cider, rouge_l
 from rrg_trl.metrics.inputs import check_pairs
 from rrg_trl.metrics.meteor import Meteor, MeteorError, meteor_unavailable_reason
-from rrg_trl.metrics.rouge import rouge_l
 
 NLG_METRICS = ("BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4", "METEOR", "ROUGE_L", "CIDEr")
 
@@ -44,7 +42,7 @@ def compute_nlg_metrics(
     per_sample: dict[str, list[float] | None] = {}
     unavailable: dict[str, str] = {}
 
-    for k, scores in enumerate(bleu(hyps, refs, max_n=4), start=1):
+    for k, scores in enumerate(bleu(hyps, refs), start=1):
         corpus[f"BLEU_{k}"], per_sample[f"BLEU_{k}"] = scores.corpus, scores.per_sample
 
     corpus["METEOR"], per_sample["METEOR"] = None, None
