@@ -1,8 +1,8 @@
 """Container health probe for the reward server: exit 0 only when ``GET /ready`` answers 2xx.
 
-Why a script rather than ``curl``: the slim image has no curl, and the probe must send the bearer token
-when the server runs with ``--api-key-env`` (it always does in a container, since it binds 0.0.0.0).
-Standard library only, so it adds nothing to the image.
+Why a script rather than ``curl``: the slim image has no curl. Standard library only, so it adds nothing to
+the image. ``/ready`` needs no key, even with ``--api-key-env`` (which a container always uses, since it binds
+0.0.0.0); the key is still sent when set, so ``RRG_REWARD_HEALTH_URL`` may name a route that needs it.
 
 Environment: ``RRG_REWARD_HEALTH_URL`` (default ``http://127.0.0.1:$RRG_REWARD_PORT/ready``,
 port 8000), ``RRG_REWARD_API_KEY`` (sent as ``Authorization: Bearer`` when set),
@@ -35,7 +35,7 @@ def main() -> int:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status = response.status
-    except urllib.error.HTTPError as err:  # 503 while the models load, 401 on a wrong key, ...
+    except urllib.error.HTTPError as err:  # 503 while the models load or drain; 401 from a keyed URL
         print(f"{url} answered {err.code}: {err.read(200).decode('utf-8', 'replace')}", file=sys.stderr)
         return 1
     except (urllib.error.URLError, OSError) as err:  # not listening yet, or timed out

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
@@ -85,10 +85,9 @@ class BatcherStats:
     failed_batches: int = 0
     oom_splits: int = 0
     largest_batch: int = 0
-    batch_sizes: list[int] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, int]:
-        return {k: v for k, v in self.__dict__.items() if k != "batch_sizes"}
+        return asdict(self)
 
 
 @dataclass(eq=False)
@@ -295,8 +294,6 @@ class MicroBatcher:
         s.pairs += pairs
         s.failed_batches += not ok
         s.largest_batch = max(s.largest_batch, pairs)
-        s.batch_sizes.append(pairs)
-        del s.batch_sizes[:-1000]
         if self.observer is not None:
             self.observer.on_batch(pairs, chunks, time.perf_counter() - start, waited, ok)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 FEATURES = ("radgraph", "bertscore", "semb", "bleu2")
+SCORE_KEYS = ("radcliq", *FEATURES)  # one scored pair: RadCliQ and its features
 
 
 @dataclass(frozen=True)

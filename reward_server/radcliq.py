@@ -27,10 +27,8 @@ from reward_server.model_files import (
     random_weights_fields,
     read_checksums,
 )
-from reward_server.radgraph import RadGraph, entity_set, relation_set, set_f1
+from reward_server.radgraph import RadGraph, radgraph_combined
 from reward_server.texts import check_pairs
-
-PAIR_KEYS = ("radcliq", *FEATURES)
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +45,7 @@ class TextFeatures:
 
     bert: Any  # one entry of BERTScorer.encode()
     cls: np.ndarray  # CheXbert [CLS] vector, float32
-    entities: frozenset
-    relations: frozenset
-    annotation: dict = field(repr=False)
+    annotation: dict = field(repr=False)  # RadGraph's, for radgraph_combined
 
 
 class FeatureCache:
@@ -160,16 +156,10 @@ class RadCliQScorer:
             bert = self.bertscore.encode(todo)
             cls_vecs = self.chexbert.embed(todo)
             annotations = self.radgraph.annotate(todo)
-            new = {}
-            for i, text in enumerate(todo):
-                ann = annotations[i]
-                new[text] = TextFeatures(
-                    bert[i],
-                    np.asarray(cls_vecs[i], dtype=np.float32),
-                    frozenset(entity_set(ann)),
-                    frozenset(relation_set(ann)),
-                    ann,
-                )
+            new = {
+                text: TextFeatures(bert[i], np.asarray(cls_vecs[i], dtype=np.float32), annotations[i])
+                for i, text in enumerate(todo)
+            }
             self.cache.put_many(new)
             found.update(new)
         return [found[t] for t in texts]
@@ -218,10 +208,7 @@ class RadCliQScorer:
         )
         semb = self.chexbert.semb(np.stack([f.cls for f in rf]), np.stack([f.cls for f in hf]))
         radgraph = np.array(
-            [
-                (set_f1(r.entities, h.entities) + set_f1(r.relations, h.relations)) / 2
-                for h, r in zip(hf, rf, strict=True)
-            ]
+            [radgraph_combined(r.annotation, h.annotation) for h, r in zip(hf, rf, strict=True)]
         )
         bleu = np.array([bleu2(h, r) for h, r in zip(hyps, refs, strict=True)])
         x = np.column_stack(

@@ -39,12 +39,12 @@ from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from reward_server.batcher import BatcherClosedError, MicroBatcher, QueueFullError, ScoringError
 from reward_server.completions import CompletionExtractor, PromptNotFoundError
+from reward_server.composite import SCORE_KEYS
 from reward_server.metrics import ServerMetrics
 from reward_server.model_files import random_weights_fields
 
 logger = logging.getLogger(__name__)
 
-SCORE_KEYS = ("radcliq", "radgraph", "bertscore", "semb", "bleu2")
 _JSON_TYPES = ("application/json",)
 
 

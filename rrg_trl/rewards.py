@@ -44,12 +44,13 @@ from reward_server.client import (
     RewardServerUnavailable,
     scorer_random_weights,
 )
+from reward_server.composite import SCORE_KEYS
 from reward_server.env import DEFAULT_URL, read_env, split_urls
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
 
 logger = logging.getLogger(__name__)
 
-COMPONENTS = ("radcliq", "radgraph", "bertscore", "semb", "bleu2")
+COMPONENTS = SCORE_KEYS  # one reward function per score key
 _FATAL_STATUS = frozenset({401, 403, 404, 405})  # configuration errors: every later batch would fail too
 _DATA_STATUS = frozenset({413, 422})  # a reference the server refuses: it comes back every epoch
 _FIELD_INDEX = re.compile(r"\b(hypotheses|references)\[(\d+)\]")
@@ -159,7 +160,7 @@ class RadCliQRewards:
             return await self.compute(component, completions, kwargs)
 
         reward.__name__ = reward.__qualname__ = component
-        reward.__doc__ = _DOCS[component]
+        reward.__doc__ = REWARD_FUNCS[component].__doc__  # the module-level function of that name
         return reward
 
     async def compute(
@@ -311,15 +312,6 @@ def _raise_if_data(error: RewardRequestError, references: list[str], ids: Sequen
         "epoch would fail the same way: shorten or drop such reports (max_report_words in the data config) or "
         "raise the server's limits (rrg-reward serve --max-text-chars / --max-body-bytes)"
     ) from error
-
-
-_DOCS = {
-    "radcliq": "Negative RadCliQ of each completion against its reference report (higher is better).",
-    "radgraph": "RadGraph F1 (mean of entity and relation F1) of each completion against its reference.",
-    "bertscore": "BERTScore F1 (distilroberta-base, baseline-rescaled) against the reference.",
-    "semb": "CheXbert embedding cosine similarity (s_emb) against the reference.",
-    "bleu2": "BLEU-2 against the reference.",
-}
 
 
 @functools.cache

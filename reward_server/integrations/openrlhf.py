@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from reward_server.completions import CompletionExtractor
+from reward_server.composite import SCORE_KEYS
 from reward_server.env import read_env
-from reward_server.integrations.scoring import SCORE_KEYS, check_references, shared
+from reward_server.integrations.scoring import check_references, shared
 
 
 @functools.cache

@@ -15,10 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reward_server.composite import FEATURES
+from reward_server.composite import SCORE_KEYS
 from reward_server.env import DEFAULT_URL, read_env
-
-SCORE_KEYS = ("radcliq", *FEATURES)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """F1 between two RadGraph annotations: RadCliQ's "combined" score and F1RadGraph's reward levels.
 
-Both work on the dicts :meth:`RadGraph.annotate` returns and follow the reference's set rules exactly
-(../shared/notes/metric_spec.md §1.10-1.11): matching is exact and case-sensitive on the space-joined entity
-tokens, duplicates collapse, and an empty set gives precision/recall 0 — so two reports without relations
-score relation F1 0, not 1.
+Both work on the dicts :meth:`RadGraph.annotate` returns and follow their references' set rules exactly
+(radeval 2.2.1's ``RadCliQv1/radcliq.py`` ``compute_f1`` for the combined score, its vendored ``F1RadGraph`` for
+the levels): matching is exact and case-sensitive on the space-joined entity tokens, duplicates collapse, and
+an empty set gives precision/recall 0 — so two reports without relations score relation F1 0, not 1.
 """
 
 from __future__ import annotations

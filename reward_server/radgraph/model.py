@@ -1,7 +1,7 @@
 """Batched DyGIE++ inference for RadGraph (model_type "radgraph"), loading the official archive.
 
 The reference (radgraph 0.1.18 as vendored by radeval 2.2.1) runs AllenNLP one report at a time. This module
-computes the same function for many reports at once (../shared/notes/metric_spec.md §1 and §6):
+computes the same function for many reports at once, in the reference's steps:
 
 1. words: :func:`~reward_server.radgraph.preprocess.split_report`; each word is tokenised on its own and the
    pieces are concatenated (AllenNLP's "mismatched" indexer);

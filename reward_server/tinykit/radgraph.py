@@ -6,7 +6,8 @@ parts that a strict load expects) and the backbone folder named in that config, 
 WordPiece tokenizer trained on ``corpus``. radeval's RadGraph loads it unmodified.
 
 Purely random heads tag almost every span or none, and nearly all decisions sit next to 0, which makes every
-RadGraph test vacuous or flaky (../shared/notes/radcliq.md §G). So the heads are shaped, not trained:
+RadGraph test vacuous (no entities, or all of them) or flaky (decisions that float32 noise flips). So the heads
+are shaped, not trained:
 
 - position embeddings are damped (x0.1) so that word identity drives decisions;
 - the width embedding carries a one-hot width code that both feed-forwards pass through to their last layer,
