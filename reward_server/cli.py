@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from reward_server.completions import CompletionExtractor
+from reward_server.composite import to_reward
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
 from reward_server.server import ServerSettings
 
@@ -316,7 +317,7 @@ def _score(args: argparse.Namespace) -> int:
             for i, s in enumerate(scored, start):
                 record = dict(rows[i]) if rows is not None else {"index": i}
                 record.update(s)
-                record["reward"] = -s["radcliq"]
+                record["reward"] = to_reward(s["radcliq"])
                 record.update(label)
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:

@@ -67,3 +67,8 @@ def radcliq_from_components(
 ) -> float:
     """RadCliQ of one pair from its four features (lower is better; reward = -RadCliQ)."""
     return float(get_model(version).predict(np.array([[radgraph, bertscore, semb, bleu2]]))[0])
+
+
+def to_reward(radcliq: float | None) -> float | None:
+    """The reward of a pair: -RadCliQ, since lower RadCliQ is better; a missing RadCliQ stays missing (None)."""
+    return None if radcliq is None else -float(radcliq)

@@ -6,7 +6,6 @@ queued work drains, then SIGKILL if it hangs), so a caller never leaves a server
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -46,22 +45,28 @@ def wait_ready(
     timeout_s: float = 120.0,
     log_tail: Callable[[], str] | None = None,
 ) -> float:
-    """Seconds until ``url/ready`` answered 200; raises with the server's last output if it dies or times out."""
-    import httpx
+    """Seconds until ``url/ready`` answered 200 (the client's wait, checking between polls that ``proc`` still
+    runs); RuntimeError with the server's last output if it dies or times out."""
+    from reward_server.client import RewardClient, RewardServerUnavailable
+
+    def tail() -> str:
+        return log_tail() if log_tail else ""
+
+    def still_running(_progress: str) -> None:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(
+                f"the reward server exited with code {proc.returncode} before it was ready\n{tail()}"
+            )
 
     start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if proc is not None and proc.poll() is not None:
-            tail = log_tail() if log_tail else ""
-            raise RuntimeError(
-                f"the reward server exited with code {proc.returncode} before it was ready\n{tail}"
-            )
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return time.monotonic() - start
-        time.sleep(0.1)
-    tail = log_tail() if log_tail else ""
-    raise RuntimeError(f"the reward server at {url} was not ready after {timeout_s:g}s\n{tail}")
+    try:
+        with RewardClient(url, timeout=2.0, connect_timeout=2.0) as client:
+            client.wait_until_ready(timeout_s, interval=0.1, progress=still_running, progress_every_s=0.0)
+    except RewardServerUnavailable as e:
+        raise RuntimeError(
+            f"the reward server at {url} was not ready after {timeout_s:g}s ({e})\n{tail()}"
+        ) from e
+    return time.monotonic() - start
 
 
 class LocalRewardServer:

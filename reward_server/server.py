@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from reward_server.batcher import BatcherClosedError, MicroBatcher, QueueFullError, ScoringError
 from reward_server.completions import CompletionExtractor, PromptNotFoundError
-from reward_server.composite import SCORE_KEYS
+from reward_server.composite import SCORE_KEYS, to_reward
 from reward_server.metrics import ServerMetrics
 from reward_server.model_files import random_weights_fields
 
@@ -252,7 +252,7 @@ def _finite(x: Any) -> float | None:
 
 def _rows_out(rows: list[dict[str, Any]]) -> tuple[list[dict[str, float | None]], list[float | None]]:
     scores = [{k: _finite(row[k]) for k in SCORE_KEYS} for row in rows]
-    rewards = [None if s["radcliq"] is None else -s["radcliq"] for s in scores]
+    rewards = [to_reward(s["radcliq"]) for s in scores]
     return scores, rewards
 
 

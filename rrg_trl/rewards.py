@@ -44,7 +44,7 @@ from reward_server.client import (
     RewardServerUnavailable,
     scorer_random_weights,
 )
-from reward_server.composite import SCORE_KEYS
+from reward_server.composite import SCORE_KEYS, to_reward
 from reward_server.env import DEFAULT_URL, read_env, split_urls
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
 
@@ -173,7 +173,7 @@ class RadCliQRewards:
             ids=columns.get("id"),
         )
         if component == "radcliq":
-            return [None if r is None or r["radcliq"] is None else -r["radcliq"] for r in rows]
+            return [None if r is None else to_reward(r["radcliq"]) for r in rows]
         return [None if r is None else r[component] for r in rows]
 
     def _references(self, columns: dict[str, Any], n: int) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from reward_server.completions import CompletionExtractor
-from reward_server.composite import SCORE_KEYS
+from reward_server.composite import SCORE_KEYS, to_reward
 from reward_server.env import read_env
 from reward_server.integrations.scoring import check_references, shared
 
@@ -33,6 +33,6 @@ def reward_func(queries: list[str], prompts: list[str], labels: list[str], **kwa
     completions = _extractor().completions(queries, prompts)
     labels = check_references(labels, len(completions), "labels")
     rows = shared().score(completions, labels)
-    rewards = torch.tensor([-r["radcliq"] for r in rows], dtype=torch.float32)
+    rewards = torch.tensor([to_reward(r["radcliq"]) for r in rows], dtype=torch.float32)
     extra_logs = {k: torch.tensor([r[k] for r in rows], dtype=torch.float32) for k in SCORE_KEYS}
     return {"rewards": rewards, "scores": rewards.clone(), "extra_logs": extra_logs}

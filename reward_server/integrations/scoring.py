@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reward_server.composite import SCORE_KEYS
+from reward_server.composite import SCORE_KEYS, to_reward
 from reward_server.env import DEFAULT_URL, read_env
 
 
@@ -101,7 +101,7 @@ class ScoringBackend:
 
 def reward_row(row: dict[str, float]) -> dict[str, float]:
     """verl's per-sample dict: ``score`` = -RadCliQ, then RadCliQ and its four components."""
-    return {"score": -row["radcliq"], **row}
+    return {"score": to_reward(row["radcliq"]), **row}
 
 
 _shared: ScoringBackend | None = None

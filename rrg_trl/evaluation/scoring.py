@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from reward_server.chexbert_f1 import CONDITIONS, binarize, chexbert_f1
 from reward_server.client import scorer_random_weights
-from reward_server.composite import FEATURES, RADCLIQ_V0, RADCLIQ_V1
+from reward_server.composite import FEATURES, RADCLIQ_V0, RADCLIQ_V1, to_reward
 from reward_server.radgraph import radgraph_reward
 from reward_server.texts import check_pairs
 from rrg_trl.metrics import NLG_METRICS, compute_nlg_metrics
@@ -172,7 +172,7 @@ def score_reports(
         row["semb"] = r.get("semb")
         row["bleu2_radcliq"] = r.get("bleu2")
         row["radcliq_v0"], row["radcliq_v1"] = v0[i], v1[i]
-        row["reward"] = None if r.get("radcliq") is None else -float(r["radcliq"])
+        row["reward"] = to_reward(r.get("radcliq"))
 
     if hyp_feats is not None:
         for row, h, r, hf, rf in zip(per_sample, hyps, refs, hyp_feats, ref_feats, strict=True):

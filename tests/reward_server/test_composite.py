@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reward_server.composite import RADCLIQ_V0, RADCLIQ_V1, get_model, radcliq_from_components
+from reward_server.composite import RADCLIQ_V0, RADCLIQ_V1, get_model, radcliq_from_components, to_reward
 
 # ReXrank MIMIC-CXR table (rajpurkarlab/ReXrank results/result_mimic-cxr.csv): BLEU-2, BERTScore, s_emb,
 # RadGraph, RadCliQ-v0, RadCliQ-v1, each published to 3 decimals.
@@ -66,3 +66,11 @@ def test_bad_version_and_shape():
         get_model("v2")
     with pytest.raises(ValueError, match=r"shape \[n, 4\]"):
         RADCLIQ_V1.predict(np.zeros((3, 5)))
+
+
+def test_reward_is_negative_radcliq_as_a_float_and_missing_stays_missing():
+    reward = to_reward(np.float64(1.25))
+    assert reward == -1.25 and type(reward) is float  # JSON- and tensor-ready
+    assert to_reward(None) is None
+    better, worse = radcliq_from_components(0.6, 0.6, 0.6, 0.3), radcliq_from_components(0.1, 0.1, 0.1, 0.1)
+    assert to_reward(better) > to_reward(worse)
