@@ -14,7 +14,10 @@ all through the code the reward uses (:mod:`rrg_trl.evaluation.scoring`). Output
 baseline run's when ``--baseline`` is given) and ``training_curves.png`` (loss and reward from the trainer
 state of each ``--training_runs`` entry); with ``--sampled_reward_samples K`` also ``sampled.jsonl`` (K
 sampled reports per study and their reward, whose mean is the quantity RL maximises). Synthetic data is
-labelled as such in every one of them.
+labelled as such in every one of them. Decoding: greedy, beam search with n-gram blocking (``--num_beams 3
+--no_repeat_ngram_size 3``, as R2Gen-family papers) or sampling, stated under the table, which also gives
+degeneracy figures; ``--image_ablation shuffle`` also writes each study's report from another study's image
+and reports the reward gap (``image_ablation.jsonl``): the direct test that the policy reads the X-ray.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 from rrg_trl.data import DataConfig, load_dataset_from_config
 from rrg_trl.evaluation.hypotheses import EvalSample, samples_from_jsonl
 from rrg_trl.evaluation.table import SYNTHETIC_NOTE, TABLE_KEYS, render_markdown
+from rrg_trl.metrics.degeneracy import DEGENERACY_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +47,7 @@ METRICS_PLOT = "metrics.png"
 TRAINING_PLOT = "training_curves.png"
 SAMPLED_FILE = "sampled.jsonl"
 ABLATION_FILE = "image_ablation.jsonl"
-DEGENERACY_FIGURES = (
-    "distinct_1",
-    "distinct_2",
-    "repeated_trigram_fraction",
-    "identical_report_share",
-    "distinct_reports",
-)
+DEGENERACY_FIGURES = (*DEGENERACY_KEYS, "distinct_reports")
 
 SOURCE_DESCRIPTIONS = {
     "synthetic": "synthetic reports with images drawn from them",
