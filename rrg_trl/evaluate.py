@@ -1,6 +1,5 @@
 """Evaluate a policy (or existing outputs) on a split with the full report-generation table.
 
-    python -m rrg_trl.evaluate --config recipes/tiny/evaluate.yaml
     rrg-trl evaluate --model_name_or_path outputs/grpo --scorer_model_dir models/scorer \\
         --dataset iu_xray --annotation_path ../shared/data/iu_xray/r2gen_annotation.json --image_root ... \\
         --baseline outputs/eval-sft --training_runs outputs/sft outputs/grpo
@@ -15,7 +14,11 @@ baseline run's when ``--baseline`` is given) and ``training_curves.png`` (loss a
 state of each ``--training_runs`` entry); with ``--sampled_reward_samples K`` also ``sampled.jsonl`` (K
 sampled reports per study and their reward, whose mean is the quantity RL maximises). Synthetic data is
 labelled as such in every one of them, and so are scores from the random tiny scorer kit (``rrg-reward
-make-tiny``; :data:`reward_server.model_files.RANDOM_WEIGHTS_NOTICE`).
+make-tiny``; :data:`reward_server.model_files.RANDOM_WEIGHTS_NOTICE`). Decoding: greedy, beam search with n-gram
+blocking (``--num_beams 3 --no_repeat_ngram_size 3``, as R2Gen-family papers) or sampling, stated under the
+table, which also gives degeneracy figures; ``--image_ablation shuffle`` also writes each study's report from
+another study's image and reports the reward gap (``image_ablation.jsonl``): the direct test that the policy
+reads the X-ray.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reward_server.composite import to_reward
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
 from rrg_trl.data import DataConfig, load_dataset_from_config
 from rrg_trl.evaluation.hypotheses import EvalSample, samples_from_jsonl
 from rrg_trl.evaluation.table import SYNTHETIC_NOTE, TABLE_KEYS, render_markdown
+from rrg_trl.metrics.degeneracy import DEGENERACY_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,8 @@ TABLE_FILE = "table.md"
 METRICS_PLOT = "metrics.png"
 TRAINING_PLOT = "training_curves.png"
 SAMPLED_FILE = "sampled.jsonl"
+ABLATION_FILE = "image_ablation.jsonl"
+DEGENERACY_FIGURES = (*DEGENERACY_KEYS, "distinct_reports")
 
 SOURCE_DESCRIPTIONS = {
     "synthetic": "synthetic reports with images drawn from them",
@@ -95,7 +102,17 @@ class EvaluateConfig:
     do_sample: bool = field(default=False, metadata=_help("Sample instead of greedy decoding."))
     temperature: float = field(default=1.0, metadata=_help("Sampling temperature (do_sample only)."))
     top_p: float = field(default=1.0, metadata=_help("Nucleus sampling (do_sample only)."))
-    num_beams: int = field(default=1, metadata=_help("Beam search width."))
+    num_beams: int = field(default=1, metadata=_help("Beam search width (R2Gen-family papers: 3)."))
+    no_repeat_ngram_size: int = field(
+        default=0, metadata=_help("Block repeated n-grams of this size (R2Gen-family papers: 3). 0 = off.")
+    )
+    image_ablation: str | None = field(
+        default=None,
+        metadata=_help(
+            "'shuffle': also generate each study's report from another study's image (same decoding) and "
+            "report the reward gap own - shuffled with its standard error: does the policy read the image?"
+        ),
+    )
     repetition_penalty: float = field(default=1.0, metadata=_help("transformers' repetition penalty."))
     seed: int = field(default=0, metadata=_help("Seed for sampling."))
     dtype: str = field(default="auto", metadata=_help("Policy dtype: auto, float32, bfloat16, float16."))
@@ -135,6 +152,27 @@ class EvaluateConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if isinstance(self.training_runs, str):
             self.training_runs = [self.training_runs]
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
+        if self.image_ablation is not None:
+            from rrg_trl.evaluation.ablation import ABLATIONS
+
+            if self.image_ablation not in ABLATIONS:
+                raise ValueError(f"image_ablation must be one of {ABLATIONS}, got {self.image_ablation!r}")
+            if self.model_name_or_path is None:
+                raise ValueError("image_ablation needs a policy (model_name_or_path) to generate with")
+
+    def decoding(self) -> dict[str, Any]:
+        """The settings of the evaluated (table) reports; the image ablation decodes the same way."""
+        from rrg_trl.evaluation.decoding import decoding_kwargs
+
+        return decoding_kwargs(
+            do_sample=self.do_sample,
+            num_beams=self.num_beams,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            temperature=self.temperature,
+            top_p=self.top_p,
+        )
 
 
 def make_parser():
@@ -190,7 +228,10 @@ class SampledReports:
     temperature: float
 
 
-def _generate(config: EvaluateConfig, dataset) -> tuple[list[EvalSample], SampledReports | None, dict]:
+def _generate(
+    config: EvaluateConfig, dataset
+) -> tuple[list[EvalSample], SampledReports | None, dict, list[str] | None]:
+    """The table's reports, the sampled reports (if asked), timings, and the image-ablation reports (if asked)."""
     from rrg_trl.evaluation.generation import generate_reports, load_eval_policy
 
     if len(dataset) == 0:
@@ -205,15 +246,30 @@ def _generate(config: EvaluateConfig, dataset) -> tuple[list[EvalSample], Sample
         dataset,
         batch_size=config.batch_size,
         max_new_tokens=config.max_new_tokens,
-        do_sample=config.do_sample,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        num_beams=config.num_beams,
+        **config.decoding(),
         repetition_penalty=config.repetition_penalty,
         seed=config.seed,
         progress=config.progress,
     )
     timing = {"generation_s": round(time.perf_counter() - start, 3)}
+    ablated = None
+    if config.image_ablation is not None:
+        from rrg_trl.evaluation.ablation import shuffle_permutation
+
+        start = time.perf_counter()
+        ablated = generate_reports(
+            model,
+            processor,
+            dataset,
+            batch_size=config.batch_size,
+            max_new_tokens=config.max_new_tokens,
+            **config.decoding(),
+            repetition_penalty=config.repetition_penalty,
+            seed=config.seed,
+            progress=config.progress,
+            image_source=dataset.select(shuffle_permutation(len(dataset), config.seed)),
+        )
+        timing["image_ablation_generation_s"] = round(time.perf_counter() - start, 3)
     columns = {c: dataset[c] for c in ("id", "report", "synthetic", "source", "split")}
     samples = [
         EvalSample(
@@ -253,7 +309,7 @@ def _generate(config: EvaluateConfig, dataset) -> tuple[list[EvalSample], Sample
         )
         timing["sampled_generation_s"] = round(time.perf_counter() - start, 3)
     del model
-    return samples, sampled, timing
+    return samples, sampled, timing, ablated
 
 
 def _sampled_reward(
@@ -261,7 +317,7 @@ def _sampled_reward(
 ) -> tuple[dict[str, Any], list[float | None]]:
     """Mean -RadCliQ of the sampled reports, with its standard error, through the reward's own scorer."""
     rows = (scorer or client).score(sampled.hypotheses, sampled.references)
-    rewards = [None if r.get("radcliq") is None else -float(r["radcliq"]) for r in rows]
+    rewards = [to_reward(r.get("radcliq")) for r in rows]
     good = [r for r in rewards if r is not None and math.isfinite(r)]
     n = len(good)
     mean = sum(good) / n if n else None
@@ -341,9 +397,9 @@ def main(
         used_data.append(_load_split(data_config, config.eval_split))
         return used_data[-1]
 
-    sampled = None
+    sampled = ablated = None
     if config.model_name_or_path is not None:
-        samples, sampled, timing = _generate(config, load_split())
+        samples, sampled, timing, ablated = _generate(config, load_split())
         run_name = config.run_name or Path(config.model_name_or_path).name
     else:
         samples = samples_from_jsonl(
@@ -370,10 +426,15 @@ def main(
         if sampled is not None:
             scores.details["reward_sampled"], sampled_rewards = _sampled_reward(sampled, scorer, client)
             scores.metrics["reward_sampled"] = scores.details["reward_sampled"]["mean"]
+        if ablated is not None:
+            scores.details["image_ablation"], ablated_rewards = _ablation_gap(
+                config, samples, ablated, scores, scorer, client
+            )
     finally:
         if client is not None:
             client.close()
     timing["scoring_s"] = round(time.perf_counter() - start, 3)
+    _add_degeneracy(scores, [s.hypothesis for s in samples])
 
     data = describe_data(samples)
     uncovered = _uncovered(samples, used_data[-1] if used_data else None, config.eval_split)
@@ -396,6 +457,11 @@ def main(
     }
     if runs:
         outputs["training_plot"] = out_dir / TRAINING_PLOT
+    if ablated is not None:
+        outputs["image_ablation"] = out_dir / ABLATION_FILE
+        _write_ablation(
+            outputs["image_ablation"], samples, ablated, ablated_rewards, data["synthetic"], config.seed
+        )
     if sampled is not None:
         outputs["sampled"] = out_dir / SAMPLED_FILE
         with open(outputs["sampled"], "w", encoding="utf-8") as f:
@@ -444,7 +510,8 @@ def main(
         run_name=run_name,
         baseline=baseline["metrics"] if baseline else None,
         baseline_name=baseline_name or "baseline",
-        notes=_notes(data, scores),
+        notes=_notes(data, scores)
+        + _extra_notes(config, scores, baseline["metrics"] if baseline else None, baseline_name),
         random_weights=random_weights,
     )
     outputs["table"].write_text(table, encoding="utf-8")
@@ -472,6 +539,9 @@ def main(
         "metrics": {k: _finite_or_none(v) for k, v in scores.metrics.items()},
         "table_metrics": list(TABLE_KEYS),
         "unavailable": scores.unavailable,
+        "decoding": _decoding_summary(config),
+        "degeneracy": {k: scores.metrics.get(k) for k in DEGENERACY_FIGURES},
+        "image_ablation": scores.details.get("image_ablation"),
         "details": scores.details,
         "training": training,
         "baseline": (
@@ -518,6 +588,83 @@ def _notes(data: dict, scores) -> list[str]:
             f"Reward of sampled reports ({sampled['per_prompt']} per study, temperature "
             f"{sampled['temperature']:g}, {sampled['n']} in all): {_fmt(sampled['mean'])}{sem}."
         )
+    return notes
+
+
+def _decoding_summary(config: EvaluateConfig) -> dict[str, Any] | None:
+    if config.model_name_or_path is None:
+        return None  # reports from a file: their decoding is unknown here
+    from rrg_trl.evaluation.decoding import describe_decoding
+
+    settings = config.decoding()
+    return {
+        **settings,
+        "max_new_tokens": config.max_new_tokens,
+        "text": describe_decoding(settings, config.max_new_tokens),
+    }
+
+
+def _add_degeneracy(scores, hypotheses: list[str]) -> None:
+    """Corpus degeneracy figures into the metrics; per report its repeated-trigram share and identical flag."""
+    from rrg_trl.metrics.degeneracy import degeneracy, identical_flags, repeated_trigram_fraction
+
+    scores.metrics.update(degeneracy(hypotheses))
+    for row, hyp, same in zip(scores.per_sample, hypotheses, identical_flags(hypotheses), strict=True):
+        row["repeated_trigram_fraction"] = repeated_trigram_fraction(hyp)
+        row["identical_report"] = same
+
+
+def _ablation_gap(config, samples, ablated, scores, scorer, client) -> tuple[dict[str, Any], list]:
+    """Score the shuffled-image reports against each study's own reference; the paired gap to the table's."""
+    from rrg_trl.evaluation.ablation import paired_gap
+    from rrg_trl.metrics.degeneracy import degeneracy
+
+    rows = (scorer or client).score(ablated, [s.reference for s in samples])
+    rewards = [to_reward(r.get("radcliq")) for r in rows]
+    result = {
+        "mode": config.image_ablation,
+        **paired_gap([row.get("reward") for row in scores.per_sample], rewards),
+    }
+    result["decoding"] = (_decoding_summary(config) or {}).get("text")
+    result["ablated_degeneracy"] = degeneracy(ablated)
+    return result, rewards
+
+
+def _write_ablation(path: Path, samples, ablated, rewards, synthetic: bool, seed: int) -> None:
+    """One row per study: whose image it was shown, the report written from it, and that report's reward."""
+    from rrg_trl.evaluation.ablation import shuffle_permutation
+
+    perm = shuffle_permutation(len(samples), seed)  # the permutation _generate used
+    with open(path, "w", encoding="utf-8") as f:
+        for i, (sample, hyp, reward) in enumerate(zip(samples, ablated, rewards, strict=True)):
+            row = {
+                "id": sample.id,
+                "synthetic": synthetic,
+                "image_of": samples[perm[i]].id,
+                "hypothesis": hyp,
+                "reference": sample.reference,
+                "reward": _finite_or_none(reward),
+            }
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _extra_notes(
+    config: EvaluateConfig, scores, baseline: dict | None, baseline_name: str | None
+) -> list[str]:
+    """Decoding, degeneracy figures, and the image ablation under the table."""
+    from rrg_trl.evaluation.ablation import describe_gap
+    from rrg_trl.evaluation.decoding import degeneracy_lines
+
+    notes = []
+    decoding = _decoding_summary(config)
+    if decoding is not None:
+        notes.append(f"Decoding of these reports: {decoding['text']}.")
+    notes += ["", *degeneracy_lines(scores.metrics, baseline, baseline_name or "baseline"), ""]
+    notes.append(
+        f"Distinct reports: {scores.metrics['distinct_reports']} of {len(scores.per_sample)} studies."
+    )
+    if "image_ablation" in scores.details:
+        notes.append(describe_gap(scores.details["image_ablation"]))
     return notes
 
 

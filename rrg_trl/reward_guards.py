@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rrg_trl.metrics.degeneracy import repeat_fraction, report_words
 from rrg_trl.rewards import completion_text
 
 GUARDS = ("empty", "too_short", "repetition", "truncated")
-_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
+__all__ = ["GUARDS", "GuardConfig", "RewardGuard", "guard_flags", "repeat_fraction"]
 
 
 @dataclass(frozen=True)
@@ -50,17 +50,9 @@ class GuardConfig:
             raise ValueError("the 'truncated' guard needs stop_token_ids (the tokenizer's EOS and pad ids)")
 
 
-def repeat_fraction(words: Sequence[str], n: int) -> float:
-    """Share of word n-grams that repeat an earlier one (0 for fewer than two n-grams)."""
-    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-    if len(grams) < 2:
-        return 0.0
-    return 1.0 - len(set(grams)) / len(grams)
-
-
 def guard_flags(text: str, completion_ids: Sequence[int] | None, config: GuardConfig) -> list[str]:
     """The guards ``text`` trips (``empty`` excludes ``too_short``: an empty report is not also short)."""
-    words = [w.lower() for w in _WORD.findall(text)]
+    words = report_words(text)  # the words the evaluation's repeated-trigram figure counts
     flags = []
     if "empty" in config.guards and not words:
         flags.append("empty")

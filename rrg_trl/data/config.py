@@ -108,7 +108,11 @@ class DataConfig:
         default=False, metadata=_help("Add a conversational 'completion' column (SFT prompt-completion).")
     )
     synthetic_text: str = field(
-        default="corpus", metadata=_help("synthetic: corpus, or iu_xray (real IU text, synthesized images).")
+        default="corpus",
+        metadata=_help(
+            "synthetic: corpus, findings (structured reports the image fully shows), or iu_xray (real IU text, "
+            "synthesized images)."
+        ),
     )
     synthetic_num_train: int = field(default=256, metadata=_help("synthetic corpus: train studies."))
     synthetic_num_val: int = field(default=32, metadata=_help("synthetic corpus: val studies."))

@@ -12,6 +12,8 @@ therefore carries the report's findings, side and severity, which is what a poli
 Two modes, both labelled: every row has ``synthetic=True`` and ``source`` says what is synthetic.
 
 - ``text_source="corpus"``: reports from :mod:`reward_server.tinykit.corpus` (``source="synthetic"``);
+- ``text_source="findings"``: structured reports whose every sentence the image shows
+  (:mod:`rrg_trl.data.synthetic_findings`, ``source="synthetic"``; the demo's default);
 - ``text_source="iu_xray"``: real IU X-ray report text from a user-given R2Gen annotation.json and/or
   Open-i archive, with synthesized images (``source="iu_xray_text+synthetic_image"``).
 
@@ -36,11 +38,15 @@ from rrg_trl.data.errors import ProblemLog
 from rrg_trl.data.images import DEFAULT_IMAGE_SIZE, encode_png
 from rrg_trl.data.iu_xray import iu_xray_records
 from rrg_trl.data.prompts import DEFAULT_SYSTEM_PROMPT, default_instruction
+from rrg_trl.data.synthetic_findings import findings_reports
 
 SOURCE = "synthetic"
 IU_TEXT_SOURCE = "iu_xray_text+synthetic_image"
-TEXT_SOURCES = ("corpus", "iu_xray")
+TEXT_SOURCES = ("corpus", "findings", "iu_xray")
 SYNTHETIC_IMAGE_SIZE = 256  # used when image_size is None (no resizing requested)
+# Every finding's sign is drawn this many times as strong as its textbook subtlety: a tiny random vision tower,
+# trained for a minute on a CPU, must be able to see it in a 56-pixel image.
+SIGN_GAIN = 2.5
 
 # Finding kinds and the phrases that affirm them (matched on lower-cased sentences).
 _KIND_PATTERNS = {
@@ -216,6 +222,7 @@ def synthesize_xray(report: str, size: int = SYNTHETIC_IMAGE_SIZE, seed: int = 0
     c.pixels += 0.3 * heart * np.maximum(lung_any, 0.4)
     c.pixels += 0.1 * np.clip((c.y - diaphragm_y) / 0.04, 0, 1) * body
 
+    before_signs = c.pixels.copy()
     for finding in findings:
         sides = ["right", "left"] if finding.side == "both" else [finding.side]
         s = finding.severity
@@ -265,6 +272,7 @@ def synthesize_xray(report: str, size: int = SYNTHETIC_IMAGE_SIZE, seed: int = 0
                 ring = np.abs(np.sqrt(c.ellipse(wy, 0.5, 0.012, 0.02)) - 1.0)
                 c.pixels += 0.5 * np.exp(-((ring / 0.25) ** 2))
 
+    c.pixels = before_signs + SIGN_GAIN * (c.pixels - before_signs)  # the signs, at high contrast
     c.pixels += markings + rng.normal(0.0, 0.012, size=c.pixels.shape).astype(np.float32)
     array = np.clip(c.pixels, 0.0, 1.0) * 255.0
     image = Image.fromarray(np.round(array).astype(np.uint8), mode="L")
@@ -327,7 +335,8 @@ def synthetic_records(
     for split, count in (("train", num_train), ("val", num_val), ("test", num_test)):
         if count < 0:
             raise ValueError(f"synthetic split sizes must be >= 0, got {split}={count}")
-        texts = synthetic_reports(count, seed=_stable_seed(seed, split))
+        generate = findings_reports if text_source == "findings" else synthetic_reports
+        texts = generate(count, seed=_stable_seed(seed, split))
         for index, text in enumerate(texts):
             if not quota.wants(split):
                 break

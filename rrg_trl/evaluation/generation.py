@@ -96,22 +96,31 @@ def generate_reports(
     temperature: float = 1.0,
     top_p: float = 1.0,
     num_beams: int = 1,
+    no_repeat_ngram_size: int = 0,
     repetition_penalty: float = 1.0,
     seed: int = 0,
     progress: bool = True,
+    image_source=None,
 ) -> list[str]:
-    """One report per dataset row (``prompt`` + ``image``/``images`` columns), in row order."""
+    """One report per dataset row (``prompt`` + ``image``/``images`` columns), in row order.
+
+    ``image_source``: a dataset of the same length whose row ``i`` gives row ``i``'s image(s) instead of the
+    row's own (the image-ablation control keeps each study's prompt and swaps only its image).
+    """
     from trl.data_utils import prepare_multimodal_messages
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if "prompt" not in dataset.column_names:
         raise ValueError(f"the dataset has no 'prompt' column (columns: {dataset.column_names})")
+    if image_source is not None and len(image_source) != len(dataset):
+        raise ValueError(f"image_source has {len(image_source)} rows for a dataset of {len(dataset)}")
     tokenizer = getattr(processor, "tokenizer", processor)
     gen_kwargs = dict(
         max_new_tokens=max_new_tokens,
         do_sample=do_sample,
         num_beams=num_beams,
+        no_repeat_ngram_size=no_repeat_ngram_size,
         repetition_penalty=repetition_penalty,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -127,7 +136,11 @@ def generate_reports(
             prompts = dataset[start:stop]["prompt"]
             conversations = [
                 prepare_multimodal_messages(p, images=ims) if ims else p
-                for p, ims in zip(prompts, _row_images(dataset, start, stop), strict=True)
+                for p, ims in zip(
+                    prompts,
+                    _row_images(dataset if image_source is None else image_source, start, stop),
+                    strict=True,
+                )
             ]
             inputs = processor.apply_chat_template(
                 conversation=conversations,

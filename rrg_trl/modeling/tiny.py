@@ -103,6 +103,11 @@ TINY_SIGLIP_VISION = {
 }
 
 
+# LM-RRG's queries start at the RMS of the tiny embeddings (init std 0.02), not at unit RMS: unit-RMS queries
+# drown the image in the region tokens, and the demo's SFT then learns them as fixed prompts (issue 16).
+TINY_REGION_QUERY_SCALE = 0.02
+
+
 @lru_cache(maxsize=8)
 def _trained_bpe_json(specials: tuple[str, ...], seed: int) -> str:
     """A byte-level BPE trained on synthetic report text (cached: training takes ~1 s)."""
@@ -311,6 +316,7 @@ def _build_lmrrg(tokenizer, family: str, size: str = "tiny"):
         vision_config=dict(TINY_SIGLIP_VISION),  # a copy: config classes may edit what they are given
         text_config={"model_type": "llama", **_text_kwargs(tokenizer, size)},
         image_size=32,
+        region_query_scale=TINY_REGION_QUERY_SCALE,
     )
 
 

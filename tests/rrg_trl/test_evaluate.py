@@ -48,6 +48,9 @@ def first_run(tmp_path_factory, policy_dir, tiny_model_dir):
                 "synthetic_num_test": 5,
                 "image_size": 64,
                 "sampled_reward_samples": 2,
+                "num_beams": 3,
+                "no_repeat_ngram_size": 3,
+                "image_ablation": "shuffle",
             }
         )
     )
@@ -149,6 +152,44 @@ def test_sampled_reports_reward_is_the_reward_of_those_reports(first_run, scorer
     assert "Reward of sampled reports (2 per study" in (out / "table.md").read_text()
 
 
+def test_table_states_decoding_and_degeneracy_figures_match_a_direct_call(first_run):
+    from rrg_trl.metrics.degeneracy import degeneracy, identical_flags, repeated_trigram_fraction
+
+    out, summary = first_run
+    rows = _read_samples(out)
+    hyps = [r["hypothesis"] for r in rows]
+    assert summary["decoding"]["text"] == "beam search (3 beams), no repeated 3-gram, at most 16 new tokens"
+    assert summary["degeneracy"] == degeneracy(hyps)
+    assert [r["repeated_trigram_fraction"] for r in rows] == [repeated_trigram_fraction(h) for h in hyps]
+    assert [r["identical_report"] for r in rows] == identical_flags(hyps)
+    table = (out / "table.md").read_text()
+    assert "Decoding of these reports: beam search (3 beams), no repeated 3-gram" in table
+    assert "| distinct-2 |" in table and "| studies given an identical report |" in table
+
+
+def test_image_ablation_gap_is_own_minus_shuffled_reward_with_its_standard_error(first_run, scorer):
+    from rrg_trl.evaluation.ablation import shuffle_permutation
+
+    out, summary = first_run
+    own = _read_samples(out)
+    shuffled = [json.loads(line) for line in (out / "image_ablation.jsonl").read_text().splitlines()]
+    perm = shuffle_permutation(5, 0)
+    assert [r["image_of"] for r in shuffled] == [own[j]["id"] for j in perm]
+    assert all(r["synthetic"] is True for r in shuffled)
+    direct = [
+        -r["radcliq"]
+        for r in scorer.score([r["hypothesis"] for r in shuffled], [r["reference"] for r in own])
+    ]
+    assert [r["reward"] for r in shuffled] == pytest.approx(direct, abs=1e-4)
+    diffs = [o["reward"] - d for o, d in zip(own, direct, strict=True)]
+    gap = summary["image_ablation"]
+    mean = sum(diffs) / 5
+    assert gap["mode"] == "shuffle" and gap["n"] == 5
+    assert gap["gap"] == pytest.approx(mean, abs=1e-4)
+    assert gap["sem"] == pytest.approx(math.sqrt(sum((d - mean) ** 2 for d in diffs) / 4 / 5), abs=1e-4)
+    assert "Image ablation (shuffle" in (out / "table.md").read_text()
+
+
 def test_scoring_the_written_samples_reproduces_the_table_with_baseline_and_curves(
     first_run, scorer, tmp_path
 ):
@@ -209,6 +250,12 @@ def test_config_errors_are_clear():
         EvaluateConfig(hypotheses_file="h.jsonl", sampled_reward_samples=2)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         EvaluateConfig(model_name_or_path="m", batch_size=0)
+    with pytest.raises(ValueError, match="no_repeat_ngram_size must be >= 0"):
+        EvaluateConfig(model_name_or_path="m", no_repeat_ngram_size=-1)
+    with pytest.raises(ValueError, match="image_ablation must be one of"):
+        EvaluateConfig(model_name_or_path="m", image_ablation="blank")
+    with pytest.raises(ValueError, match="image_ablation needs a policy"):
+        EvaluateConfig(hypotheses_file="h.jsonl", image_ablation="shuffle")
 
 
 def test_no_scorer_and_bad_baseline_fail_before_the_work(tmp_path):

@@ -89,6 +89,9 @@ class LMRRGConfig(PreTrainedConfig):
     use_region_weighting (`bool`): the learned, image-conditioned weighting of the region tokens.
     region_query_init (`str`): what the builders initialise the queries from: the LM's final hidden states
         (``"lm_hidden"``), its input embeddings (``"lm_embeddings"``) or nothing (``"random"``).
+    region_query_scale (`float`): the RMS at which the builders write the LM's encoding into the queries. At 1 the
+        queries swamp the cross-attention's small random first read of the image, and a briefly trained model
+        (the tiny CPU kit) learns the region tokens as fixed prompts that ignore the X-ray; the tiny kit uses 0.02.
     region_num_layers, region_num_heads: depth and heads of the region cross-attention.
     vision_feature_layer (`int`): which vision hidden state the regions read (-1: the last one).
     """
@@ -110,6 +113,7 @@ class LMRRGConfig(PreTrainedConfig):
     use_regions: bool = True
     use_region_weighting: bool = True
     region_query_init: Literal["lm_hidden", "lm_embeddings", "random"] = "lm_hidden"
+    region_query_scale: float = 1.0
     region_num_layers: int = 1
     region_num_heads: int = 4
     num_patch_tokens: int = 16
@@ -140,6 +144,8 @@ class LMRRGConfig(PreTrainedConfig):
             raise ValueError(
                 f"LMRRGConfig: region_num_heads={self.region_num_heads} does not divide the text hidden size {hidden}"
             )
+        if not self.region_query_scale > 0:
+            raise ValueError(f"LMRRGConfig: region_query_scale must be > 0, got {self.region_query_scale}")
         if self.num_patch_tokens < 1 or self.region_num_layers < 1:
             raise ValueError("LMRRGConfig: num_patch_tokens and region_num_layers must be >= 1")
 

@@ -309,11 +309,13 @@ class LMRRGModel(LMRRGPreTrainedModel):
 
     @torch.no_grad()
     def init_region_queries_from_text(self, tokenizer, source: str | None = None) -> torch.Tensor:
-        """Overwrite the region queries with the LM's encoding of the region descriptions (and return it)."""
+        """Overwrite the region queries with the LM's encoding of the region descriptions, at RMS
+        ``config.region_query_scale`` (and return the unit-RMS encoding)."""
         if self.region_extractor is None:
             raise ValueError("LM-RRG: use_regions=False has no region queries to initialise")
         encoded = self.encode_region_descriptions(tokenizer, source)
-        self.region_extractor.queries.copy_(encoded.to(self.region_extractor.queries.dtype))
+        scaled = encoded * self.config.region_query_scale
+        self.region_extractor.queries.copy_(scaled.to(self.region_extractor.queries.dtype))
         return encoded
 
 

@@ -78,3 +78,19 @@ def test_bad_adapter_path_and_batch_size(policy_dir, split, tmp_path):
         generate_reports(model, processor, split, batch_size=0, progress=False)
     with pytest.raises(ValueError, match="no 'prompt' column"):
         generate_reports(model, processor, split.remove_columns("prompt"), progress=False)
+
+
+def test_image_source_swaps_only_the_images(policy_dir, split):
+    """The image-ablation path: row i's prompt with row perm[i]'s image is row perm[i]'s report when prompts match."""
+    model, processor = load_eval_policy(policy_dir, device="cpu")
+    kwargs = dict(batch_size=2, max_new_tokens=8, progress=False, num_beams=2, no_repeat_ngram_size=2)
+    own = generate_reports(model, processor, split, **kwargs)
+    perm = [1, 2, 0]
+    swapped = generate_reports(model, processor, split, image_source=split.select(perm), **kwargs)
+    assert (
+        split["prompt"][0] == split["prompt"][1] == split["prompt"][2]
+    )  # the default prompt: images differ only
+    assert swapped == [own[j] for j in perm]
+    assert generate_reports(model, processor, split, image_source=split, **kwargs) == own
+    with pytest.raises(ValueError, match="image_source has 2 rows for a dataset of 3"):
+        generate_reports(model, processor, split, image_source=split.select([0, 1]), **kwargs)

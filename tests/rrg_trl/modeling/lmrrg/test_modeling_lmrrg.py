@@ -85,7 +85,9 @@ def test_queries_are_initialised_from_the_lm_encoding(tiny, source):
     encoded = model.model.encode_region_descriptions(tokenizer, source)
     assert torch.allclose(encoded, expected, atol=1e-5)
     if source == "lm_hidden":  # what the builder wrote into the model (config default)
-        assert torch.allclose(model.model.region_extractor.queries, expected, atol=1e-5)
+        scale = model.config.region_query_scale  # the tiny kit's: 0.02
+        assert scale == 0.02
+        assert torch.allclose(model.model.region_extractor.queries, expected * scale, atol=1e-6)
     # The two sources, and different regions, really differ.
     other = model.model.encode_region_descriptions(
         tokenizer, "lm_embeddings" if source == "lm_hidden" else "lm_hidden"

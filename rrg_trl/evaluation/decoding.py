@@ -1,0 +1,79 @@
+"""How the evaluated reports were decoded, in words, and the degeneracy block of the table.
+
+Report-generation papers decode with beam search and n-gram blocking (R2Gen and its successors: 3 beams, no
+repeated trigram); greedy and sampling stay available. The table states which was used, because a reward or
+BLEU figure means little without it, and shows the degeneracy figures (:mod:`rrg_trl.metrics.degeneracy`)
+that reveal a policy repeating itself or writing one report for every study.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rrg_trl.metrics.degeneracy import DEGENERACY_KEYS
+
+# (label, higher is better) for each degeneracy figure, in table order.
+DEGENERACY_LABELS = {
+    "distinct_1": ("distinct-1", True),
+    "distinct_2": ("distinct-2", True),
+    "repeated_trigram_fraction": ("repeated trigrams per report", False),
+    "identical_report_share": ("studies given an identical report", False),
+}
+
+
+def decoding_kwargs(
+    *, do_sample: bool, num_beams: int, no_repeat_ngram_size: int, temperature: float, top_p: float
+) -> dict[str, Any]:
+    """The generation settings of the evaluated reports (passed to generate_reports as they are)."""
+    if num_beams < 1 or no_repeat_ngram_size < 0:
+        raise ValueError(
+            f"need num_beams >= 1 and no_repeat_ngram_size >= 0, got {num_beams}, {no_repeat_ngram_size}"
+        )
+    return dict(
+        do_sample=do_sample,
+        num_beams=num_beams,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        temperature=temperature,
+        top_p=top_p,
+    )
+
+
+def describe_decoding(settings: Mapping[str, Any], max_new_tokens: int) -> str:
+    """E.g. ``beam search (3 beams), no repeated 3-gram, at most 64 new tokens``."""
+    beams = settings.get("num_beams", 1)
+    if settings.get("do_sample"):
+        text = f"sampling (temperature {settings['temperature']:g}, top-p {settings['top_p']:g})"
+        if beams > 1:
+            text += f" with {beams} beams"
+    else:
+        text = f"beam search ({beams} beams)" if beams > 1 else "greedy"
+    if settings.get("no_repeat_ngram_size"):
+        text += f", no repeated {settings['no_repeat_ngram_size']}-gram"
+    return f"{text}, at most {max_new_tokens} new tokens"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def degeneracy_lines(
+    metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None = None, baseline_name: str = "baseline"
+) -> list[str]:
+    """A small markdown table of the degeneracy figures (beside the baseline's when given)."""
+    header = ["Degeneracy", "this run"] + ([baseline_name, "change"] if baseline is not None else [])
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for key in DEGENERACY_KEYS:
+        label, higher_is_better = DEGENERACY_LABELS[key]
+        value = metrics.get(key)
+        row = [label, _fmt(value)]
+        if baseline is not None:
+            base = baseline.get(key)
+            change = "n/a"
+            if value is not None and base is not None:
+                delta = value - base
+                better = delta > 0 if higher_is_better else delta < 0
+                change = f"{delta:+.4f}" + (" (better)" if better else " (worse)" if delta else "")
+            row += [_fmt(base), change]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
