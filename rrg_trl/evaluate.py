@@ -24,6 +24,7 @@ reads the X-ray.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -240,7 +241,9 @@ def _generate(
     model, processor = load_eval_policy(
         config.model_name_or_path, config.adapter_path, dtype=config.dtype, device=config.device
     )
-    hyps = generate_reports(
+    # The table's decoding, for each study's own images and, for the ablation, another study's.
+    table_reports = functools.partial(
+        generate_reports,
         model,
         processor,
         dataset,
@@ -251,24 +254,14 @@ def _generate(
         seed=config.seed,
         progress=config.progress,
     )
+    hyps = table_reports()
     timing = {"generation_s": round(time.perf_counter() - start, 3)}
     ablated = None
     if config.image_ablation is not None:
         from rrg_trl.evaluation.ablation import shuffle_permutation
 
         start = time.perf_counter()
-        ablated = generate_reports(
-            model,
-            processor,
-            dataset,
-            batch_size=config.batch_size,
-            max_new_tokens=config.max_new_tokens,
-            **config.decoding(),
-            repetition_penalty=config.repetition_penalty,
-            seed=config.seed,
-            progress=config.progress,
-            image_source=dataset.select(shuffle_permutation(len(dataset), config.seed)),
-        )
+        ablated = table_reports(image_source=dataset.select(shuffle_permutation(len(dataset), config.seed)))
         timing["image_ablation_generation_s"] = round(time.perf_counter() - start, 3)
     columns = {c: dataset[c] for c in ("id", "report", "synthetic", "source", "split")}
     samples = [
@@ -308,7 +301,7 @@ def _generate(
             config.sample_temperature,
         )
         timing["sampled_generation_s"] = round(time.perf_counter() - start, 3)
-    del model
+    del model, table_reports  # free the policy before scoring
     return samples, sampled, timing, ablated
 
 
