@@ -8,7 +8,7 @@
   its base model is loaded and the adapter merged in, so GRPO / RLOO start from the SFT policy and train
   fresh adapters on top (the processor saved beside the adapter is used). The new adapters record that
   directory as their base, so an RL output is a chain (base -> SFT adapter -> RL adapter) that this function
-  and ``rrg_trl.evaluate`` merge back in order;
+  and ``rrg_trl.evaluate`` merge back in order (:mod:`rrg_trl.modeling.adapters`);
 - unset (or ``null``), with ``vision_model_name_or_path`` and ``text_model_name_or_path``: an LM-RRG
   assembled from a pretrained vision backbone and causal LM, saved once to ``<output_dir>/base-model`` so
   that the adapters trained on it have a base they can be loaded onto later.
@@ -20,27 +20,26 @@ ModelConfig's ``lora_*`` values, and are handed to the trainer as ``peft_config`
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
+from rrg_trl.modeling.adapters import adapter_chain, is_adapter_dir, merge_adapters, split_adapters
+
+# adapter_chain and is_adapter_dir were defined here before rrg_trl.modeling.adapters: still importable from here.
+__all__ = [
+    "BASE_MODEL_DIR",
+    "adapter_chain",
+    "assemble_lmrrg",
+    "get_peft_config",
+    "get_policy",
+    "is_adapter_dir",
+]
+
 logger = logging.getLogger(__name__)
 
-ADAPTER_CONFIG = "adapter_config.json"
 BASE_MODEL_DIR = "base-model"
-
-
-def is_adapter_dir(path: str | Path) -> bool:
-    return (Path(path) / ADAPTER_CONFIG).is_file()
-
-
-def _has_processor(path: Path) -> bool:
-    return any(
-        (path / name).is_file()
-        for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
-    )
 
 
 def _device_map(training_args: Any) -> dict | str:
@@ -105,8 +104,7 @@ def get_policy(script_args: Any, model_args: Any, training_args: Any, padding_si
     if model_args.load_in_8bit:
         raise ValueError("load_in_8bit is not supported for VLM policies; use load_in_4bit (QLoRA)")
 
-    chain = adapter_chain(name)
-    base = _adapter_base(chain[0]) if chain else name
+    base, chain = split_adapters(name)
     if chain and model_args.load_in_4bit:
         raise ValueError(
             f"{name} is a LoRA adapter: merging it into a 4-bit base would lose precision; merge it first "
@@ -124,14 +122,7 @@ def get_policy(script_args: Any, model_args: Any, training_args: Any, padding_si
         processor_kwargs=processor_kwargs,
     )
     if chain:
-        from peft import PeftModel
-
-        for adapter in chain:
-            logger.info("merging the adapter %s", adapter)
-            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-        with_processor = [a for a in chain if _has_processor(a)]
-        if with_processor:
-            processor = type(processor).from_pretrained(with_processor[-1], **processor_kwargs)
+        model, processor = merge_adapters(model, processor, chain, **processor_kwargs)
         if script_args.freeze_vision_tower:
             from rrg_trl.modeling import freeze_vision_tower
 
@@ -140,26 +131,6 @@ def get_policy(script_args: Any, model_args: Any, training_args: Any, padding_si
         # loaders that follow the chain (this function, rrg_trl.evaluate) rebuild SFT + RL weights.
         model.config.name_or_path = model.name_or_path = str(chain[-1])
     return model, processor
-
-
-def adapter_chain(name: str | Path) -> list[Path]:
-    """Adapter directories from the base up (``[]`` for a full model): an RL adapter's base may itself be
-    the SFT adapter directory."""
-    chain: list[Path] = []
-    current = str(name)
-    while is_adapter_dir(current):
-        chain.insert(0, Path(current).resolve())
-        if len(chain) > 8:
-            raise ValueError(f"adapter chain under {name} is longer than 8 directories: a cycle?")
-        current = _adapter_base(chain[0])
-    return chain
-
-
-def _adapter_base(adapter_dir: Path) -> str:
-    base = json.loads((adapter_dir / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
-    if not base:
-        raise ValueError(f"{adapter_dir / ADAPTER_CONFIG} names no base_model_name_or_path")
-    return base
 
 
 def get_peft_config(model: Any, model_args: Any):

@@ -7,20 +7,13 @@ template with the generation prompt), so an evaluated report is what the policy 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from rrg_trl.modeling import Policy, load_policy, load_processor
-
-ADAPTER_CONFIG = "adapter_config.json"
-PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
-
-
-def is_adapter_dir(path: str | Path) -> bool:
-    return (Path(path) / ADAPTER_CONFIG).is_file()
+from rrg_trl.modeling import Policy, load_policy
+from rrg_trl.modeling.adapters import ADAPTER_CONFIG, is_adapter_dir, merge_adapters, split_adapters
 
 
 def load_eval_policy(
@@ -35,45 +28,17 @@ def load_eval_policy(
     ``model_name_or_path`` is a full model (``config.json``) or a PEFT adapter directory, whose
     ``base_model_name_or_path`` is loaded underneath (itself possibly an adapter directory: SFT adapter, then
     GRPO adapter). ``adapter_path`` adds one more adapter on top. The processor is the one saved nearest the
-    top of that chain that also has a ``config.json``, else the base model's.
+    top of that chain, else the base model's (:mod:`rrg_trl.modeling.adapters`).
     """
-    chain = [Path(adapter_path)] if adapter_path is not None else []
     if adapter_path is not None and not is_adapter_dir(adapter_path):
         raise ValueError(f"adapter_path {adapter_path} has no {ADAPTER_CONFIG}: not a PEFT adapter directory")
-    base = str(model_name_or_path)
-    while is_adapter_dir(base):
-        chain.insert(0, Path(base))
-        base = _adapter_base(Path(base))
-        if len(chain) > 8:
-            raise ValueError(f"adapter chain under {model_name_or_path} is longer than 8: a cycle?")
-    model, processor = load_policy(base, dtype=dtype, freeze_vision=False)
-    if chain:
-        from peft import PeftModel
-
-        for adapter in chain:
-            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-        with_processor = [a for a in chain if _has_processor(a)]
-        if with_processor:
-            processor = load_processor(with_processor[-1])
+    base, chain = split_adapters(model_name_or_path)
+    if adapter_path is not None:
+        chain.append(Path(adapter_path).resolve())
+    model, processor = merge_adapters(*load_policy(base, dtype=dtype, freeze_vision=False), chain)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return Policy(model.to(device).eval(), processor)
-
-
-def _has_processor(path: Path) -> bool:
-    # load_processor reads the model type from config.json, which an adapter directory may lack.
-    return (path / "config.json").is_file() and any((path / name).is_file() for name in PROCESSOR_FILES)
-
-
-def _adapter_base(adapter_dir: Path) -> str:
-    config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
-    base = config.get("base_model_name_or_path")
-    if not base:
-        raise ValueError(
-            f"{adapter_dir / ADAPTER_CONFIG} names no base_model_name_or_path; pass the base model as "
-            f"model_name_or_path and this directory as adapter_path"
-        )
-    return base
 
 
 def _row_images(dataset, start: int, stop: int) -> list[list]:

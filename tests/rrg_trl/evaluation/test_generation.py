@@ -70,6 +70,19 @@ def test_adapter_directory_and_chains_are_merged_onto_their_base(policy_dir, spl
     torch.testing.assert_close(_logits(on_top, policy_dir, split), expected, atol=1e-4, rtol=1e-4)
 
 
+def test_processor_saved_beside_an_adapter_is_used(policy_dir, tmp_path):
+    """An SFT output holds the adapter and its processor but no config.json; its processor is the policy's."""
+    _adapter(policy_dir, tmp_path / "sft", seed=1)
+    _, processor = load_policy(policy_dir)
+    processor.tokenizer.model_max_length = 77
+    processor.save_pretrained(tmp_path / "sft")
+    assert not (tmp_path / "sft" / "config.json").exists()
+    _, loaded = load_eval_policy(tmp_path / "sft", device="cpu")
+    assert type(loaded) is type(processor) and loaded.tokenizer.model_max_length == 77
+    _, base = load_eval_policy(policy_dir, device="cpu")
+    assert base.tokenizer.model_max_length != 77
+
+
 def test_bad_adapter_path_and_batch_size(policy_dir, split, tmp_path):
     with pytest.raises(ValueError, match="not a PEFT adapter directory"):
         load_eval_policy(policy_dir, adapter_path=tmp_path)
