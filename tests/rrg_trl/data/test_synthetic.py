@@ -149,28 +149,11 @@ def test_keyword_loader_and_config_loader_are_one_path():
     synthetic rows keep one ``image`` column even when the config asks for ``views="all"``."""
     from rrg_trl.data import DataConfig, load_dataset_from_config
 
-    by_keywords = load_synthetic(
-        text_source="findings",
-        num_train=3,
-        num_val=1,
-        num_test=0,
-        seed=2,
-        image_size=16,
-        max_report_words=6,
-        views="all",
-    )
-    by_config = load_dataset_from_config(
-        DataConfig(
-            synthetic_text="findings",
-            synthetic_num_train=3,
-            synthetic_num_val=1,
-            synthetic_num_test=0,
-            synthetic_seed=2,
-            image_size=16,
-            max_report_words=6,
-            views="all",
-        )
-    )
+    sizes = {"num_train": 3, "num_val": 1, "num_test": 0, "seed": 2}
+    shared = {"image_size": 16, "max_report_words": 6, "views": "all"}
+    by_keywords = load_synthetic(text_source="findings", **sizes, **shared)
+    fields = {f"synthetic_{name}": value for name, value in sizes.items()}
+    by_config = load_dataset_from_config(DataConfig(synthetic_text="findings", **fields, **shared))
     assert list(by_keywords) == list(by_config) == ["train", "val"]
     for split in by_config:
         assert by_keywords[split]["report"] == by_config[split]["report"]
