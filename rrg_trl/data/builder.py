@@ -22,14 +22,17 @@ Every loader produces :class:`StudyRecord` objects; :func:`build_dataset_dict` t
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from datasets import Dataset, DatasetDict, Features, Image, List, Value
 
-from rrg_trl.data.cleaning import clean_report, handle_deid, truncate_words
+from rrg_trl.data.cleaning import clean_report, handle_deid, resolve_cleaning, truncate_words
+from rrg_trl.data.data_config import DataConfig
 from rrg_trl.data.errors import ProblemLog
-from rrg_trl.data.images import DEFAULT_IMAGE_SIZE, XrayImageTransform, check_image
-from rrg_trl.data.prompts import DEFAULT_SYSTEM_PROMPT, build_prompt, completion_messages
+from rrg_trl.data.images import XrayImageTransform, check_image
+from rrg_trl.data.prompts import build_prompt, completion_messages, default_instruction
 
 VIEW_MODES = ("frontal", "all")
 
@@ -84,12 +87,66 @@ class SplitQuota:
         return all(self.taken.get(s, 0) >= self.max_samples for s in self.splits)
 
 
-def prepare_report(text: str | None, style: str, deid: str, max_words: int | None = None) -> str:
-    """De-identification policy, cleaning style and optional word cap; ``""`` when nothing is left."""
-    return truncate_words(clean_report(text or "", style, deid), max_words)
+class RecordCollector:
+    """Every loader's last step for one study: clean its report, check its images, count it, keep it.
+
+    Holds what ``config`` says about that (cleaning, de-id, word cap, views, image check, split quota) so the
+    loaders only find studies; ``with_images=False`` keeps text only (images are synthesized later).
+    """
+
+    def __init__(
+        self, config: DataConfig, problems: ProblemLog | None, source: str, with_images: bool = True
+    ):
+        self.config, self.source, self.with_images = config, source, with_images
+        self.problems = problems or ProblemLog(config.on_error)
+        self.style = resolve_cleaning(config.cleaning, source)
+        self.quota = SplitQuota(config.splits, config.max_samples)
+        self.records: list[StudyRecord] = []
+
+    def add(
+        self,
+        study_id: str,
+        split: str,
+        text: str | None,
+        *,
+        text_file: str | None = None,
+        images: list[str] | None = None,
+        views: list[str | None] | None = None,
+        indication: str | None = None,
+        empty: str | None = None,
+    ) -> bool:
+        """Keep the study unless its report is empty (``empty`` says why) or its image fails the check."""
+        config, images = self.config, images or []
+        report = truncate_words(clean_report(text or "", self.style, config.deid), config.max_report_words)
+        if not report:
+            detail = empty or f"empty {config.section} text"
+            self.problems.report(self.source, study_id, "empty_report", detail, file=text_file)
+            return False
+        if self.with_images and not self._images_usable(study_id, images):
+            return False
+        self.quota.take(split)
+        self.problems.kept[split] += 1
+        record = StudyRecord(study_id, report, [], split, self.source, _indication(indication, config.deid))
+        if self.with_images:
+            record.images, record.views = images, views or [None] * len(images)
+        self.records.append(record)
+        return True
+
+    def _images_usable(self, study_id: str, images: list[str]) -> bool:
+        """Check the image(s) the row will use (the first, or all with ``views="all"``); report problems."""
+        if not images:
+            self.problems.report(self.source, study_id, "no_image", "study lists no image")
+            return False
+        for path in images if self.config.views == "all" else images[:1]:
+            detail = check_image(path, self.config.check_images)
+            if detail is not None:
+                reason = "missing_image" if detail == "image file not found" else "unreadable_image"
+                self.problems.report(self.source, study_id, reason, detail, file=str(path))
+                return False
+        return True
 
 
-def prepare_indication(text: str | None, deid: str) -> str | None:
+def _indication(text: str | None, deid: str) -> str | None:
     """Indication text for the prompt: same de-id policy, whitespace squeezed, ``None`` when empty."""
     if not text:
         return None
@@ -97,42 +154,24 @@ def prepare_indication(text: str | None, deid: str) -> str | None:
     return text or None
 
 
-def images_usable(
-    source: str, study_id: str, images: list[str], views: str, level: str, problems: ProblemLog
-) -> bool:
-    """Check the image(s) the row will use (the first, or all with ``views="all"``); report problems."""
-    if not images:
-        problems.report(source, study_id, "no_image", "study lists no image")
-        return False
-    for path in images if views == "all" else images[:1]:
-        detail = check_image(path, level)
-        if detail is not None:
-            reason = "missing_image" if detail == "image file not found" else "unreadable_image"
-            problems.report(source, study_id, reason, detail, file=str(path))
-            return False
-    return True
-
-
 def _image_value(item: str | bytes) -> dict:
     return {"path": None, "bytes": item} if isinstance(item, bytes) else {"path": str(item), "bytes": None}
 
 
-def build_dataset(
-    records: list[StudyRecord],
-    *,
-    instruction: str,
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-    include_indication: bool = False,
-    views: str = "frontal",
-    image_size: int | None = DEFAULT_IMAGE_SIZE,
-    resize_mode: str = "pad",
-    with_completion: bool = False,
-) -> Dataset:
-    """One split's records as a ``Dataset`` with lazily decoded images (see module docstring)."""
+def build_dataset(records: list[StudyRecord], config: DataConfig | None = None, **options) -> Dataset:
+    """One split's records as a ``Dataset`` with lazily decoded images (see module docstring).
+
+    Reads the prompt and image settings of ``config`` (``instruction``, ``system_prompt``, ``include_indication``,
+    ``views``, ``image_size``, ``resize_mode``, ``with_completion``); ``options`` are ``DataConfig`` fields set
+    on top of it (or of the defaults), so ``build_dataset(records, instruction="...")`` still works.
+    """
+    config = dataclasses.replace(config, **options) if config is not None else DataConfig(**options)
+    views = config.views
     if views not in VIEW_MODES:
         raise ValueError(f"views must be one of {VIEW_MODES}, got {views!r}")
+    instruction = config.instruction or default_instruction(config.section)
     study_of = {str(item): r.id for r in records for item in r.images if not isinstance(item, bytes)}
-    transform = XrayImageTransform(image_size, resize_mode, study_of)
+    transform = XrayImageTransform(config.image_size, config.resize_mode, study_of)
     columns: dict[str, list] = {
         "id": [],
         "prompt": [],
@@ -147,9 +186,9 @@ def build_dataset(
     for record in records:
         if not record.images:
             raise ValueError(f"study {record.id!r} reached the dataset builder without an image")
-        indication = record.indication if include_indication else None
+        indication = record.indication if config.include_indication else None
         columns["id"].append(record.id)
-        columns["prompt"].append(build_prompt(instruction, system_prompt, indication))
+        columns["prompt"].append(build_prompt(instruction, config.system_prompt, indication))
         columns["report"].append(record.report)
         columns["split"].append(record.split)
         columns["source"].append(record.source)
@@ -174,7 +213,7 @@ def build_dataset(
         "view": Value("string"),
     }
     columns[image_key] = images
-    if with_completion:
+    if config.with_completion:
         columns["completion"] = [completion_messages(r) for r in columns["report"]]
         features["completion"] = message
     dataset = Dataset.from_dict({k: columns[k] for k in features}, features=Features(features))
@@ -182,11 +221,26 @@ def build_dataset(
     return dataset
 
 
-def build_dataset_dict(records: list[StudyRecord], **kwargs) -> DatasetDict:
+def build_dataset_dict(
+    records: list[StudyRecord], config: DataConfig | None = None, **options
+) -> DatasetDict:
     """Group records by ``split`` and build one dataset per split (train, val, test first, then others)."""
     by_split: dict[str, list[StudyRecord]] = {}
     for record in records:
         by_split.setdefault(record.split, []).append(record)
     order = {"train": 0, "val": 1, "test": 2}
     names = sorted(by_split, key=lambda name: order.get(name, len(order)))
-    return DatasetDict({name: build_dataset(by_split[name], **kwargs) for name in names})
+    return DatasetDict({name: build_dataset(by_split[name], config, **options) for name in names})
+
+
+def load_records(
+    read: Callable[[DataConfig, ProblemLog], list[StudyRecord]],
+    config: DataConfig,
+    problems: ProblemLog | None,
+    source: str,
+) -> DatasetDict:
+    """What every loader does with its ``read(config, problems)``: summarise the problems once, build by split."""
+    problems = problems or ProblemLog(config.on_error)
+    records = read(config, problems)
+    problems.summarise(source)
+    return build_dataset_dict(records, config)

@@ -30,18 +30,10 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
-from rrg_trl.data.builder import (
-    SplitQuota,
-    StudyRecord,
-    build_dataset_dict,
-    images_usable,
-    prepare_indication,
-    prepare_report,
-)
-from rrg_trl.data.cleaning import resolve_cleaning
+from rrg_trl.data.builder import RecordCollector, StudyRecord, load_records
+from rrg_trl.data.data_config import DataConfig
 from rrg_trl.data.errors import DataError, ProblemLog
-from rrg_trl.data.images import DEFAULT_IMAGE_SIZE
-from rrg_trl.data.prompts import DEFAULT_SYSTEM_PROMPT, SECTIONS, default_instruction
+from rrg_trl.data.prompts import SECTIONS
 from rrg_trl.data.r2gen_annotation import read_r2gen_annotation
 
 logger = logging.getLogger("rrg_trl.data")
@@ -167,106 +159,105 @@ def _section_text(section: str, findings: str, impression: str) -> str:
 
 
 def iu_xray_records(
-    *,
-    annotation_path: str | Path | None = None,
-    openi_path: str | Path | None = None,
-    image_root: str | Path | None = None,
-    section: str = "findings",
-    views: str = "frontal",
-    views_csv: str | Path | None = None,
-    cleaning: str = "raw",
-    deid: str = "keep",
-    max_report_words: int | None = None,
-    splits: list[str] | None = None,
-    max_samples: int | None = None,
-    check_images: str = "open",
-    problems: ProblemLog | None = None,
-    with_images: bool = True,
+    config: DataConfig, problems: ProblemLog | None = None, *, with_images: bool = True
 ) -> list[StudyRecord]:
     """IU X-ray studies as :class:`StudyRecord` (``with_images=False``: text only, image list left empty)."""
+    _check_paths(config, with_images)
+    collect = RecordCollector(config, problems, SOURCE, with_images)
+    root = Path(config.image_root) if with_images else None
+    openi = read_openi_archive(config.openi_path) if config.openi_path is not None else None
+    if config.annotation_path is not None:
+        _collect_annotation(config, collect, root, openi)
+    else:
+        _collect_openi(config, collect, root, openi)
+    return collect.records
+
+
+def _check_paths(config: DataConfig, with_images: bool) -> None:
+    section = config.section
     if section not in SECTIONS:
         raise ValueError(f"section must be one of {SECTIONS}, got {section!r}")
-    if annotation_path is None and openi_path is None:
+    if config.annotation_path is None and config.openi_path is None:
         raise ValueError(
             "IU X-ray needs annotation_path (R2Gen annotation.json) and/or openi_path (Open-i .tgz)"
         )
-    if annotation_path is not None and openi_path is None and section != "findings":
+    if config.annotation_path is not None and config.openi_path is None and section != "findings":
         raise ValueError(
             f"section={section!r} needs the Open-i archive (openi_path): R2Gen's annotation has FINDINGS only"
         )
-    if with_images and image_root is None:
+    if with_images and config.image_root is None:
         raise ValueError(
             "IU X-ray needs image_root (the folder holding the images) unless images are synthesized"
         )
-    style = resolve_cleaning(cleaning, SOURCE)
-    problems = problems or ProblemLog("raise")
-    quota = SplitQuota(splits, max_samples)
-    root = Path(image_root) if image_root is not None else None
-    openi = read_openi_archive(openi_path) if openi_path is not None else None
-    records: list[StudyRecord] = []
 
-    def accept(study_id, raw_text, text_file, images, view_names, split, indication) -> None:
-        report = prepare_report(raw_text, style, deid, max_report_words)
-        if not report:
-            problems.report(SOURCE, study_id, "empty_report", f"empty {section} text", file=text_file)
-            return
-        if with_images and not images_usable(SOURCE, study_id, images, views, check_images, problems):
-            return
-        quota.take(split)
-        problems.kept[split] += 1
-        records.append(
-            StudyRecord(
-                id=study_id,
-                report=report,
-                images=images if with_images else [],
-                split=split,
-                source=SOURCE,
-                indication=prepare_indication(indication, deid),
-                views=view_names if with_images else [],
-            )
+
+def _collect_annotation(
+    config: DataConfig, collect: RecordCollector, root: Path | None, openi: list[OpeniReport] | None
+) -> None:
+    """R2Gen's studies and splits; with the Open-i archive, its text joined on the study id."""
+    quota, section = collect.quota, config.section
+    by_id = {sid: rep for rep in openi for sid in rep.study_ids} if openi is not None else {}
+    for entry in read_r2gen_annotation(config.annotation_path, collect.problems, source=SOURCE):
+        if quota.done():
+            break
+        if not quota.wants(entry["split"]):
+            continue
+        study_id, text, text_file, indication = (
+            entry["id"],
+            entry["report"],
+            str(config.annotation_path),
+            None,
+        )
+        if openi is not None:
+            match = by_id.get(study_id)
+            if match is None:
+                collect.problems.report(
+                    SOURCE, study_id, "missing_report", "not in the Open-i archive", str(config.openi_path)
+                )
+                continue
+            indication, text_file = match.indication, match.file
+            if section != "findings":
+                text = _section_text(section, match.findings, match.impression)
+        images = [str(root / p) for p in entry["image_path"]] if root is not None else []
+        collect.add(study_id, entry["split"], text, text_file=text_file, images=images, indication=indication)
+
+
+def _collect_openi(
+    config: DataConfig, collect: RecordCollector, root: Path | None, openi: list[OpeniReport]
+) -> None:
+    """Every Open-i report (split ``all``), frontal image first when ``views_csv`` names the views."""
+    view_map = read_views_csv(config.views_csv) if config.views_csv is not None and root is not None else None
+    if view_map is None and root is not None:
+        logger.warning(
+            "%s: no views_csv given; using each Open-i report's first listed image, which is a lateral "
+            "view in ~14%% of reports (pass views_csv=indiana_projections.csv to prefer frontal)",
+            SOURCE,
+        )
+    for report in openi:
+        if collect.quota.done() or not collect.quota.wants("all"):
+            break
+        study_id = report.study_ids[0] if report.study_ids else report.uid
+        image_ids = list(report.image_ids)
+        view_names: list[str | None] = [None] * len(image_ids)
+        if view_map is not None:
+            image_ids.sort(key=lambda i: _VIEW_RANK.get(view_map.get(view_key(i), "").lower(), 3))
+            view_names = [view_map.get(view_key(i)) for i in image_ids]
+        images = [str(_openi_image_file(root, i)) for i in image_ids] if root is not None else []
+        text = _section_text(config.section, report.findings, report.impression)
+        collect.add(
+            study_id,
+            "all",
+            text,
+            text_file=report.file,
+            images=images,
+            views=view_names,
+            indication=report.indication,
         )
 
-    if annotation_path is not None:
-        by_id = {sid: rep for rep in openi for sid in rep.study_ids} if openi is not None else {}
-        for entry in read_r2gen_annotation(annotation_path, problems, source=SOURCE):
-            if quota.done():
-                break
-            if not quota.wants(entry["split"]):
-                continue
-            study_id, text, text_file, indication = entry["id"], entry["report"], str(annotation_path), None
-            if openi is not None:
-                match = by_id.get(study_id)
-                if match is None:
-                    problems.report(
-                        SOURCE, study_id, "missing_report", "not in the Open-i archive", str(openi_path)
-                    )
-                    continue
-                indication, text_file = match.indication, match.file
-                if section != "findings":
-                    text = _section_text(section, match.findings, match.impression)
-            images = [str(root / p) for p in entry["image_path"]] if root is not None else []
-            accept(study_id, text, text_file, images, [None] * len(images), entry["split"], indication)
-    else:
-        view_map = read_views_csv(views_csv) if views_csv is not None else None
-        if view_map is None and with_images:
-            logger.warning(
-                "%s: no views_csv given; using each Open-i report's first listed image, which is a lateral "
-                "view in ~14%% of reports (pass views_csv=indiana_projections.csv to prefer frontal)",
-                SOURCE,
-            )
-        for report in openi:
-            if quota.done() or not quota.wants("all"):
-                break
-            study_id = report.study_ids[0] if report.study_ids else report.uid
-            image_ids = list(report.image_ids)
-            view_names: list[str | None] = [None] * len(image_ids)
-            if view_map is not None:
-                image_ids.sort(key=lambda i: _VIEW_RANK.get(view_map.get(view_key(i), "").lower(), 3))
-                view_names = [view_map.get(view_key(i)) for i in image_ids]
-            images = [str(_openi_image_file(root, i)) for i in image_ids] if root is not None else []
-            text = _section_text(section, report.findings, report.impression)
-            accept(study_id, text, report.file, images, view_names, "all", report.indication)
-    return records
+
+def iu_xray_dataset(config: DataConfig, problems: ProblemLog | None = None) -> DatasetDict:
+    """IU X-ray as a ``DatasetDict`` by split (see :mod:`rrg_trl.data.builder` for the columns)."""
+    return load_records(iu_xray_records, config, problems, SOURCE)
 
 
 def load_iu_xray(
@@ -274,49 +265,10 @@ def load_iu_xray(
     annotation_path: str | Path | None = None,
     openi_path: str | Path | None = None,
     *,
-    section: str = "findings",
-    views: str = "frontal",
-    views_csv: str | Path | None = None,
-    cleaning: str = "raw",
-    deid: str = "keep",
-    max_report_words: int | None = None,
-    splits: list[str] | None = None,
-    max_samples: int | None = None,
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-    instruction: str | None = None,
-    include_indication: bool = False,
-    image_size: int | None = DEFAULT_IMAGE_SIZE,
-    resize_mode: str = "pad",
-    check_images: str = "open",
-    on_error: str = "raise",
     problems: ProblemLog | None = None,
-    with_completion: bool = False,
+    **options,
 ) -> DatasetDict:
-    """IU X-ray as a ``DatasetDict`` by split (see :mod:`rrg_trl.data.builder` for the columns)."""
-    problems = problems or ProblemLog(on_error)
-    records = iu_xray_records(
-        annotation_path=annotation_path,
-        openi_path=openi_path,
-        image_root=image_root,
-        section=section,
-        views=views,
-        views_csv=views_csv,
-        cleaning=cleaning,
-        deid=deid,
-        max_report_words=max_report_words,
-        splits=splits,
-        max_samples=max_samples,
-        check_images=check_images,
-        problems=problems,
-    )
-    problems.summarise(SOURCE)
-    return build_dataset_dict(
-        records,
-        instruction=instruction or default_instruction(section),
-        system_prompt=system_prompt,
-        include_indication=include_indication,
-        views=views,
-        image_size=image_size,
-        resize_mode=resize_mode,
-        with_completion=with_completion,
-    )
+    """:func:`iu_xray_dataset` for keyword callers: ``options`` are :class:`DataConfig` fields (``section``,
+    ``views``, ``views_csv``, ``cleaning``, ``max_report_words``, ``splits``, ``on_error``, ...)."""
+    paths = dict(image_root=image_root, annotation_path=annotation_path, openi_path=openi_path)
+    return iu_xray_dataset(DataConfig(dataset=SOURCE, **paths, **options), problems)

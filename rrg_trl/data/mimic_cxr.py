@@ -29,19 +29,10 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
-from rrg_trl.data.builder import (
-    SplitQuota,
-    StudyRecord,
-    build_dataset_dict,
-    images_usable,
-    normalise_split,
-    prepare_indication,
-    prepare_report,
-)
-from rrg_trl.data.cleaning import resolve_cleaning
+from rrg_trl.data.builder import RecordCollector, StudyRecord, load_records, normalise_split
+from rrg_trl.data.data_config import DataConfig
 from rrg_trl.data.errors import DataError, ProblemLog
-from rrg_trl.data.images import DEFAULT_IMAGE_SIZE
-from rrg_trl.data.prompts import DEFAULT_SYSTEM_PROMPT, SECTIONS, default_instruction
+from rrg_trl.data.prompts import SECTIONS
 from rrg_trl.data.r2gen_annotation import read_r2gen_annotation
 from rrg_trl.data.sections import report_indication, report_section, split_sections
 
@@ -95,40 +86,67 @@ def _read_report(path: Path) -> str | None:
 
 
 def mimic_cxr_records(
-    *,
-    image_root: str | Path | None,
-    reports_root: str | Path | None = None,
-    split_csv: str | Path | None = None,
-    metadata_csv: str | Path | None = None,
-    section: str = "findings",
-    views: str = "frontal",
-    cleaning: str = "raw",
-    deid: str = "keep",
-    max_report_words: int | None = None,
-    splits: list[str] | None = None,
-    max_samples: int | None = None,
-    check_images: str = "open",
-    problems: ProblemLog | None = None,
-    with_images: bool = True,
+    config: DataConfig, problems: ProblemLog | None = None, *, with_images: bool = True
 ) -> list[StudyRecord]:
     """MIMIC-CXR-JPG studies with their report sections, as :class:`StudyRecord` (CSV order)."""
-    if section not in SECTIONS:
-        raise ValueError(f"section must be one of {SECTIONS}, got {section!r}")
-    if image_root is None:
+    if config.section not in SECTIONS:
+        raise ValueError(f"section must be one of {SECTIONS}, got {config.section!r}")
+    if config.image_root is None:
         raise ValueError("MIMIC-CXR needs image_root (the MIMIC-CXR-JPG folder with files/ and the CSVs)")
-    style = resolve_cleaning(cleaning, SOURCE)
-    problems = problems or ProblemLog("raise")
-    quota = SplitQuota(splits, max_samples)
-    root = Path(image_root)
+    collect = RecordCollector(config, problems, SOURCE, with_images)
+    quota, problems = collect.quota, collect.problems
+    root = Path(config.image_root)
     image_files = files_dir(root)
-    report_files = files_dir(Path(reports_root) if reports_root is not None else root)
-    split_path = _find_csv(root, SPLIT_CSV, split_csv)
-    meta_path = _find_csv(root, METADATA_CSV, metadata_csv)
-
+    report_files = files_dir(Path(config.reports_root) if config.reports_root is not None else root)
+    split_path = _find_csv(root, SPLIT_CSV, config.split_csv)
+    meta_path = _find_csv(root, METADATA_CSV, config.metadata_csv)
     view_of = {
         row["dicom_id"]: row["ViewPosition"].strip()
         for row in _read_csv(meta_path, {"dicom_id", "ViewPosition"})
     }
+    fallback_views: Counter[str] = Counter()
+    for study_id, study in _read_studies(split_path).items():
+        if quota.done():
+            break
+        split, sid = study["split"], f"s{study_id}"
+        if not quota.wants(split):
+            continue
+        if "conflict" in study:
+            problems.report(SOURCE, sid, "malformed_annotation", study["conflict"], file=str(split_path))
+            continue
+        relative = study_dir(study["subject"], study_id)
+        report_path = report_files / relative.with_suffix(".txt")
+        text = _read_report(report_path)
+        if text is None:
+            problems.report(SOURCE, sid, "missing_report", "report file not found", file=str(report_path))
+            continue
+        sections = split_sections(text)
+        dicoms = sorted(study["dicoms"], key=lambda d: _VIEW_RANK.get(view_of.get(d, ""), 2))
+        view_names = [view_of.get(d) or None for d in dicoms]
+        kept = collect.add(
+            sid,
+            split,
+            report_section(sections, config.section),
+            text_file=str(report_path),
+            images=[str(image_files / relative / f"{d}.jpg") for d in dicoms],
+            views=view_names,
+            indication=report_indication(sections),
+            empty=f"no {config.section} text in the report",
+        )
+        if kept and view_names and view_names[0] not in _VIEW_RANK:
+            fallback_views[view_names[0] or "unknown"] += 1
+    if fallback_views:
+        logger.info(
+            "%s: %d studies have no PA/AP image and use another view: %s",
+            SOURCE,
+            sum(fallback_views.values()),
+            dict(fallback_views),
+        )
+    return collect.records
+
+
+def _read_studies(split_path: Path) -> dict[str, dict]:
+    """The split CSV grouped by study: subject, split, dicoms, and a ``conflict`` when its rows disagree."""
     studies: dict[str, dict] = {}
     for row in _read_csv(split_path, {"dicom_id", "study_id", "subject_id", "split"}):
         study = studies.setdefault(
@@ -140,99 +158,31 @@ def mimic_cxr_records(
                 f"dicom {row['dicom_id']} disagrees on split/subject with the study's first row"
             )
         study["dicoms"].append(row["dicom_id"])
-
-    fallback_views: Counter[str] = Counter()
-    records: list[StudyRecord] = []
-    for study_id, study in studies.items():
-        if quota.done():
-            break
-        split = study["split"]
-        if not quota.wants(split):
-            continue
-        sid = f"s{study_id}"
-        if "conflict" in study:
-            problems.report(SOURCE, sid, "malformed_annotation", study["conflict"], file=str(split_path))
-            continue
-        relative = study_dir(study["subject"], study_id)
-        report_path = report_files / relative.with_suffix(".txt")
-        text = _read_report(report_path)
-        if text is None:
-            problems.report(SOURCE, sid, "missing_report", "report file not found", file=str(report_path))
-            continue
-        sections = split_sections(text)
-        report = prepare_report(report_section(sections, section), style, deid, max_report_words)
-        if not report:
-            problems.report(
-                SOURCE, sid, "empty_report", f"no {section} text in the report", file=str(report_path)
-            )
-            continue
-        dicoms = sorted(study["dicoms"], key=lambda d: _VIEW_RANK.get(view_of.get(d, ""), 2))
-        view_names = [view_of.get(d) or None for d in dicoms]
-        images = [str(image_files / relative / f"{d}.jpg") for d in dicoms]
-        if with_images and not images_usable(SOURCE, sid, images, views, check_images, problems):
-            continue
-        if view_names and view_names[0] not in _VIEW_RANK:
-            fallback_views[view_names[0] or "unknown"] += 1
-        quota.take(split)
-        problems.kept[split] += 1
-        records.append(
-            StudyRecord(
-                id=sid,
-                report=report,
-                images=images if with_images else [],
-                split=split,
-                source=SOURCE,
-                indication=prepare_indication(report_indication(sections), deid),
-                views=view_names if with_images else [],
-            )
-        )
-    if fallback_views:
-        logger.info(
-            "%s: %d studies have no PA/AP image and use another view: %s",
-            SOURCE,
-            sum(fallback_views.values()),
-            dict(fallback_views),
-        )
-    return records
+    return studies
 
 
 def mimic_cxr_annotation_records(
-    *,
-    annotation_path: str | Path,
-    image_root: str | Path | None,
-    reports_root: str | Path | None = None,
-    section: str = "findings",
-    views: str = "frontal",
-    cleaning: str = "raw",
-    deid: str = "keep",
-    max_report_words: int | None = None,
-    splits: list[str] | None = None,
-    max_samples: int | None = None,
-    one_per_study: bool = False,
-    check_images: str = "open",
-    problems: ProblemLog | None = None,
-    with_images: bool = True,
+    config: DataConfig, problems: ProblemLog | None = None, *, with_images: bool = True
 ) -> list[StudyRecord]:
     """R2Gen MIMIC ``annotation.json`` entries as :class:`StudyRecord`.
 
     ``report`` is the annotation's findings text; with ``reports_root`` the report file is read instead
     (needed for ``section`` impression / both and for the indication).
     """
+    annotation_path, section = config.annotation_path, config.section
     if section not in SECTIONS:
         raise ValueError(f"section must be one of {SECTIONS}, got {section!r}")
-    if section != "findings" and reports_root is None:
+    if section != "findings" and config.reports_root is None:
         raise ValueError(
             f"section={section!r} needs reports_root: R2Gen's MIMIC annotation has findings only"
         )
-    if with_images and image_root is None:
+    if with_images and config.image_root is None:
         raise ValueError("MIMIC-CXR needs image_root (the folder the annotation's image_path is relative to)")
-    style = resolve_cleaning(cleaning, SOURCE)
-    problems = problems or ProblemLog("raise")
-    quota = SplitQuota(splits, max_samples)
-    root = Path(image_root) if image_root is not None else None
-    report_files = files_dir(Path(reports_root)) if reports_root is not None else None
+    collect = RecordCollector(config, problems, SOURCE, with_images)
+    quota, problems = collect.quota, collect.problems
+    root = Path(config.image_root) if config.image_root is not None else None
+    report_files = files_dir(Path(config.reports_root)) if config.reports_root is not None else None
     seen_studies: set[str] = set()
-    records: list[StudyRecord] = []
     for entry in read_r2gen_annotation(annotation_path, problems, source=SOURCE):
         if quota.done():
             break
@@ -240,7 +190,7 @@ def mimic_cxr_annotation_records(
         if not quota.wants(split):
             continue
         study_key = str(entry.get("study_id", entry_id))
-        if one_per_study and study_key in seen_studies:
+        if config.one_per_study and study_key in seen_studies:
             continue
         text, text_file, indication = entry["report"], str(annotation_path), None
         if report_files is not None:
@@ -263,91 +213,37 @@ def mimic_cxr_annotation_records(
             sections = split_sections(raw)
             text, text_file = report_section(sections, section), str(report_path)
             indication = report_indication(sections)
-        report = prepare_report(text, style, deid, max_report_words)
-        if not report:
-            problems.report(SOURCE, entry_id, "empty_report", f"empty {section} text", file=text_file)
-            continue
-        images = []
-        if root is not None:
-            for relative in entry["image_path"]:
-                direct = root / relative
-                images.append(str(direct if direct.is_file() else files_dir(root) / relative))
-        if with_images and not images_usable(SOURCE, entry_id, images, views, check_images, problems):
-            continue
-        seen_studies.add(study_key)
-        quota.take(split)
-        problems.kept[split] += 1
-        records.append(
-            StudyRecord(
-                id=entry_id,
-                report=report,
-                images=images if with_images else [],
-                split=split,
-                source=SOURCE,
-                indication=prepare_indication(indication, deid),
-                views=[None] * len(images) if with_images else [],
-            )
-        )
-    return records
+        images = [_annotation_image(root, relative) for relative in entry["image_path"]] if root else []
+        kept = collect.add(entry_id, split, text, text_file=text_file, images=images, indication=indication)
+        if kept:
+            seen_studies.add(study_key)
+    return collect.records
 
 
-def _build(records, problems, section, instruction, **kwargs) -> DatasetDict:
-    problems.summarise(SOURCE)
-    return build_dataset_dict(records, instruction=instruction or default_instruction(section), **kwargs)
+def _annotation_image(root: Path, relative: str) -> str:
+    """R2Gen's ``image_path``: relative to ``image_root``, or to its ``files/`` folder."""
+    direct = root / relative
+    return str(direct if direct.is_file() else files_dir(root) / relative)
+
+
+def mimic_cxr_dataset(config: DataConfig, problems: ProblemLog | None = None) -> DatasetDict:
+    """MIMIC-CXR as a ``DatasetDict`` by split: from R2Gen's annotation when ``annotation_path`` is set, else
+    from the MIMIC-CXR-JPG CSVs and report files."""
+    read = mimic_cxr_records if config.annotation_path is None else mimic_cxr_annotation_records
+    return load_records(read, config, problems, SOURCE)
 
 
 def load_mimic_cxr(
     image_root: str | Path,
     reports_root: str | Path | None = None,
     *,
-    split_csv: str | Path | None = None,
-    metadata_csv: str | Path | None = None,
-    section: str = "findings",
-    views: str = "frontal",
-    cleaning: str = "raw",
-    deid: str = "keep",
-    max_report_words: int | None = None,
-    splits: list[str] | None = None,
-    max_samples: int | None = None,
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-    instruction: str | None = None,
-    include_indication: bool = False,
-    image_size: int | None = DEFAULT_IMAGE_SIZE,
-    resize_mode: str = "pad",
-    check_images: str = "open",
-    on_error: str = "raise",
     problems: ProblemLog | None = None,
-    with_completion: bool = False,
+    **options,
 ) -> DatasetDict:
-    """MIMIC-CXR-JPG + reports as a ``DatasetDict`` by split (``train`` / ``val`` / ``test``)."""
-    problems = problems or ProblemLog(on_error)
-    records = mimic_cxr_records(
-        image_root=image_root,
-        reports_root=reports_root,
-        split_csv=split_csv,
-        metadata_csv=metadata_csv,
-        section=section,
-        views=views,
-        cleaning=cleaning,
-        deid=deid,
-        max_report_words=max_report_words,
-        splits=splits,
-        max_samples=max_samples,
-        check_images=check_images,
-        problems=problems,
-    )
-    return _build(
-        records,
-        problems,
-        section,
-        instruction,
-        system_prompt=system_prompt,
-        include_indication=include_indication,
-        views=views,
-        image_size=image_size,
-        resize_mode=resize_mode,
-        with_completion=with_completion,
-    )
+    """MIMIC-CXR-JPG + reports as a ``DatasetDict`` by split (``train`` / ``val`` / ``test``); ``options`` are
+    :class:`DataConfig` fields (``split_csv``, ``metadata_csv``, ``section``, ``views``, ``max_report_words``, ...)."""
+    config = DataConfig(dataset=SOURCE, image_root=image_root, reports_root=reports_root, **options)
+    return mimic_cxr_dataset(config, problems)
 
 
 def load_mimic_cxr_annotation(
@@ -355,50 +251,10 @@ def load_mimic_cxr_annotation(
     image_root: str | Path,
     reports_root: str | Path | None = None,
     *,
-    section: str = "findings",
-    views: str = "frontal",
-    cleaning: str = "raw",
-    deid: str = "keep",
-    max_report_words: int | None = None,
-    splits: list[str] | None = None,
-    max_samples: int | None = None,
-    one_per_study: bool = False,
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-    instruction: str | None = None,
-    include_indication: bool = False,
-    image_size: int | None = DEFAULT_IMAGE_SIZE,
-    resize_mode: str = "pad",
-    check_images: str = "open",
-    on_error: str = "raise",
     problems: ProblemLog | None = None,
-    with_completion: bool = False,
+    **options,
 ) -> DatasetDict:
-    """R2Gen's MIMIC ``annotation.json`` as a ``DatasetDict`` by split."""
-    problems = problems or ProblemLog(on_error)
-    records = mimic_cxr_annotation_records(
-        annotation_path=annotation_path,
-        image_root=image_root,
-        reports_root=reports_root,
-        section=section,
-        views=views,
-        cleaning=cleaning,
-        deid=deid,
-        max_report_words=max_report_words,
-        splits=splits,
-        max_samples=max_samples,
-        one_per_study=one_per_study,
-        check_images=check_images,
-        problems=problems,
-    )
-    return _build(
-        records,
-        problems,
-        section,
-        instruction,
-        system_prompt=system_prompt,
-        include_indication=include_indication,
-        views=views,
-        image_size=image_size,
-        resize_mode=resize_mode,
-        with_completion=with_completion,
-    )
+    """R2Gen's MIMIC ``annotation.json`` as a ``DatasetDict`` by split; ``options`` are :class:`DataConfig`
+    fields (``one_per_study``, ``section``, ``cleaning``, ``max_report_words``, ...)."""
+    paths = dict(annotation_path=annotation_path, image_root=image_root, reports_root=reports_root)
+    return mimic_cxr_dataset(DataConfig(dataset=SOURCE, **paths, **options), problems)

@@ -22,22 +22,21 @@ Everything is deterministic: the same seed gives the same reports and byte-ident
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from datasets import DatasetDict
 from PIL import Image, ImageFilter
 
 from reward_server.tinykit.corpus import synthetic_reports
-from rrg_trl.data.builder import SplitQuota, StudyRecord, build_dataset_dict, prepare_report
-from rrg_trl.data.cleaning import resolve_cleaning
+from rrg_trl.data.builder import RecordCollector, StudyRecord, load_records
+from rrg_trl.data.data_config import DataConfig
 from rrg_trl.data.errors import ProblemLog
-from rrg_trl.data.images import DEFAULT_IMAGE_SIZE, encode_png
+from rrg_trl.data.images import encode_png
 from rrg_trl.data.iu_xray import iu_xray_records
-from rrg_trl.data.prompts import DEFAULT_SYSTEM_PROMPT, default_instruction
 from rrg_trl.data.synthetic_findings import findings_reports
 
 SOURCE = "synthetic"
@@ -291,117 +290,55 @@ def _with_synthetic_images(
     return records
 
 
-def synthetic_records(
-    *,
-    text_source: str = "corpus",
-    num_train: int = 256,
-    num_val: int = 32,
-    num_test: int = 32,
-    seed: int = 0,
-    image_size: int | None = DEFAULT_IMAGE_SIZE,
-    annotation_path: str | Path | None = None,
-    openi_path: str | Path | None = None,
-    section: str = "findings",
-    cleaning: str = "raw",
-    deid: str = "keep",
-    max_report_words: int | None = None,
-    splits: list[str] | None = None,
-    max_samples: int | None = None,
-    problems: ProblemLog | None = None,
-) -> list[StudyRecord]:
+def synthetic_records(config: DataConfig, problems: ProblemLog | None = None) -> list[StudyRecord]:
     """Records with synthesized images; report text from the corpus or from real IU X-ray files."""
+    text_source = config.synthetic_text
     if text_source not in TEXT_SOURCES:
         raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
-    size = image_size or SYNTHETIC_IMAGE_SIZE
-    problems = problems or ProblemLog("raise")
+    size = config.image_size or SYNTHETIC_IMAGE_SIZE
     if text_source == "iu_xray":
-        records = iu_xray_records(
-            annotation_path=annotation_path,
-            openi_path=openi_path,
-            section=section,
-            cleaning=cleaning,
-            deid=deid,
-            max_report_words=max_report_words,
-            splits=splits,
-            max_samples=max_samples,
-            problems=problems,
-            with_images=False,
-        )
-        return _with_synthetic_images(records, size, seed, IU_TEXT_SOURCE)
+        records = iu_xray_records(config, problems, with_images=False)
+        return _with_synthetic_images(records, size, config.synthetic_seed, IU_TEXT_SOURCE)
 
-    style = resolve_cleaning(cleaning, SOURCE)
-    quota = SplitQuota(splits, max_samples)
-    records = []
-    for split, count in (("train", num_train), ("val", num_val), ("test", num_test)):
+    collect = RecordCollector(config, problems, SOURCE, with_images=False)
+    generate = findings_reports if text_source == "findings" else synthetic_reports
+    counts = {
+        "train": config.synthetic_num_train,
+        "val": config.synthetic_num_val,
+        "test": config.synthetic_num_test,
+    }
+    for split, count in counts.items():
         if count < 0:
             raise ValueError(f"synthetic split sizes must be >= 0, got {split}={count}")
-        generate = findings_reports if text_source == "findings" else synthetic_reports
-        texts = generate(count, seed=_stable_seed(seed, split))
-        for index, text in enumerate(texts):
-            if not quota.wants(split):
+        for index, text in enumerate(generate(count, seed=_stable_seed(config.synthetic_seed, split))):
+            if not collect.quota.wants(split):
                 break
-            study_id = f"synthetic-{split}-{index:05d}"
-            report = prepare_report(text, style, deid, max_report_words)
-            if not report:
-                problems.report(SOURCE, study_id, "empty_report", "generated report is empty after cleaning")
-                continue
-            quota.take(split)
-            problems.kept[split] += 1
-            records.append(StudyRecord(id=study_id, report=report, images=[], split=split, source=SOURCE))
-    return _with_synthetic_images(records, size, seed, SOURCE)
+            empty = "generated report is empty after cleaning"
+            collect.add(f"synthetic-{split}-{index:05d}", split, text, empty=empty)
+    return _with_synthetic_images(collect.records, size, config.synthetic_seed, SOURCE)
 
 
-def load_synthetic(
-    *,
-    text_source: str = "corpus",
-    num_train: int = 256,
-    num_val: int = 32,
-    num_test: int = 32,
-    seed: int = 0,
-    annotation_path: str | Path | None = None,
-    openi_path: str | Path | None = None,
-    section: str = "findings",
-    cleaning: str = "raw",
-    deid: str = "keep",
-    max_report_words: int | None = None,
-    splits: list[str] | None = None,
-    max_samples: int | None = None,
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-    instruction: str | None = None,
-    include_indication: bool = False,
-    image_size: int | None = DEFAULT_IMAGE_SIZE,
-    resize_mode: str = "pad",
-    on_error: str = "raise",
-    problems: ProblemLog | None = None,
-    with_completion: bool = False,
-) -> DatasetDict:
-    """The demo's dataset: synthesized images (and, with ``text_source="corpus"``, synthesized text)."""
-    problems = problems or ProblemLog(on_error)
-    records = synthetic_records(
-        text_source=text_source,
-        num_train=num_train,
-        num_val=num_val,
-        num_test=num_test,
-        seed=seed,
-        image_size=image_size,
-        annotation_path=annotation_path,
-        openi_path=openi_path,
-        section=section,
-        cleaning=cleaning,
-        deid=deid,
-        max_report_words=max_report_words,
-        splits=splits,
-        max_samples=max_samples,
-        problems=problems,
-    )
-    problems.summarise(IU_TEXT_SOURCE if text_source == "iu_xray" else SOURCE)
-    return build_dataset_dict(
-        records,
-        instruction=instruction or default_instruction(section),
-        system_prompt=system_prompt,
-        include_indication=include_indication,
-        views="frontal",
-        image_size=image_size,
-        resize_mode=resize_mode,
-        with_completion=with_completion,
-    )
+def synthetic_dataset(config: DataConfig, problems: ProblemLog | None = None) -> DatasetDict:
+    """The demo's dataset: synthesized images (and, with ``synthetic_text="corpus"``, synthesized text).
+
+    One image per study, so always the ``image`` column (``views="frontal"``) whatever ``config.views`` says.
+    """
+    source = IU_TEXT_SOURCE if config.synthetic_text == "iu_xray" else SOURCE
+    return load_records(synthetic_records, dataclasses.replace(config, views="frontal"), problems, source)
+
+
+# load_synthetic's keyword names for the DataConfig fields they set.
+_KEYWORDS = {
+    "text_source": "synthetic_text",
+    "num_train": "synthetic_num_train",
+    "num_val": "synthetic_num_val",
+    "num_test": "synthetic_num_test",
+    "seed": "synthetic_seed",
+}
+
+
+def load_synthetic(*, problems: ProblemLog | None = None, **options) -> DatasetDict:
+    """:func:`synthetic_dataset` for keyword callers: ``options`` are :class:`DataConfig` fields, with the
+    ``synthetic_`` ones also spelt ``text_source``, ``num_train``, ``num_val``, ``num_test`` and ``seed``."""
+    fields = {_KEYWORDS.get(name, name): value for name, value in options.items()}
+    return synthetic_dataset(DataConfig(dataset=SOURCE, **fields), problems)

@@ -142,3 +142,21 @@ def test_findings_reports_are_fully_shown_by_their_image():
     ds = load_synthetic(text_source="findings", num_train=3, num_val=0, num_test=2, seed=1, image_size=32)
     assert ds["test"]["report"] == findings_reports(2, seed=_split_seed(1, "test"))
     assert set(ds["train"]["source"]) == {"synthetic"} and all(ds["train"]["synthetic"])
+
+
+def test_keyword_loader_and_config_loader_are_one_path():
+    """Issue 17: ``load_synthetic``'s keywords build the ``DataConfig`` that ``load_dataset_from_config`` reads;
+    synthetic rows keep one ``image`` column even when the config asks for ``views="all"``."""
+    from rrg_trl.data import DataConfig, load_dataset_from_config
+
+    sizes = {"num_train": 3, "num_val": 1, "num_test": 0, "seed": 2}
+    shared = {"image_size": 16, "max_report_words": 6, "views": "all"}
+    by_keywords = load_synthetic(text_source="findings", **sizes, **shared)
+    fields = {f"synthetic_{name}": value for name, value in sizes.items()}
+    by_config = load_dataset_from_config(DataConfig(synthetic_text="findings", **fields, **shared))
+    assert list(by_keywords) == list(by_config) == ["train", "val"]
+    for split in by_config:
+        assert by_keywords[split]["report"] == by_config[split]["report"]
+        assert all(len(report.split()) <= 6 for report in by_config[split]["report"])
+        assert "image" in by_config[split].column_names
+        assert by_keywords[split][0]["image"].tobytes() == by_config[split][0]["image"].tobytes()

@@ -1,0 +1,130 @@
+"""The data settings: one flat ``DataConfig`` (YAML- and ``TrlParser``-friendly), passed down whole to
+every loader (``*_records(config, problems)``) and to ``build_dataset_dict(records, config)``.
+
+Field names never collide with ``GRPOConfig`` / ``SFTConfig`` / ``ModelConfig`` / ``ScriptArguments``,
+so a stage may put ``DataConfig`` straight into its ``TrlParser((..., DataConfig))`` tuple, or read a
+``data:`` mapping from its recipe and call ``load_dataset_from_config(mapping)``. Example recipe block::
+
+    dataset: iu_xray                 # iu_xray | mimic_cxr | synthetic
+    annotation_path: ../shared/data/iu_xray/r2gen_annotation.json
+    image_root: /data/iu_xray/images
+    section: findings                # findings | impression | both
+    cleaning: r2gen                  # raw | r2gen (R2Gen-compatible references)
+    image_size: 448
+    max_samples: 1000                # per split
+    on_error: skip                   # raise | skip (counted and logged)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rrg_trl.data.images import DEFAULT_IMAGE_SIZE
+from rrg_trl.data.prompts import DEFAULT_SYSTEM_PROMPT
+
+DATASETS = ("iu_xray", "mimic_cxr", "synthetic")
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class DataConfig:
+    """Which reports and images to train / evaluate on, and how to turn them into TRL rows."""
+
+    dataset: str = field(default="synthetic", metadata=_help("iu_xray, mimic_cxr or synthetic."))
+    annotation_path: str | None = field(
+        default=None,
+        metadata=_help("R2Gen annotation.json (IU X-ray or MIMIC-CXR); for synthetic: real IU text."),
+    )
+    openi_path: str | None = field(
+        default=None, metadata=_help("IU X-ray Open-i archive NLMCXR_reports.tgz (impression, indication).")
+    )
+    image_root: str | None = field(
+        default=None, metadata=_help("Image folder: R2Gen images/, NLMCXR_png/, or the MIMIC-CXR-JPG root.")
+    )
+    reports_root: str | None = field(
+        default=None, metadata=_help("MIMIC-CXR: mimic-cxr-reports folder (default: image_root).")
+    )
+    split_csv: str | None = field(
+        default=None, metadata=_help("MIMIC-CXR split CSV (default: in image_root).")
+    )
+    metadata_csv: str | None = field(
+        default=None, metadata=_help("MIMIC-CXR metadata CSV with ViewPosition (default: in image_root).")
+    )
+    views_csv: str | None = field(
+        default=None,
+        metadata=_help("IU Open-i: indiana_projections.csv or DICOM metadata CSV (frontal first)."),
+    )
+    section: str = field(
+        default="findings", metadata=_help("Reference section: findings, impression or both.")
+    )
+    cleaning: str = field(default="raw", metadata=_help("raw, or r2gen for R2Gen-compatible references."))
+    deid: str = field(
+        default="keep", metadata=_help("De-id tokens (XXXX, ___): keep, drop_token, drop_sentence.")
+    )
+    max_report_words: int | None = field(
+        default=None, metadata=_help("Truncate references to N words (R2Gen: 59 IU / 99 MIMIC).")
+    )
+    views: str = field(default="frontal", metadata=_help("frontal (one image column) or all (images list)."))
+    image_size: int | None = field(
+        default=DEFAULT_IMAGE_SIZE, metadata=_help("Square side in pixels; None keeps size.")
+    )
+    resize_mode: str = field(
+        default="pad", metadata=_help("pad (keep aspect, black border), stretch or none.")
+    )
+    splits: list[str] | None = field(
+        default=None, metadata=_help("Splits to load (train, val, test); all if unset.")
+    )
+    max_samples: int | None = field(default=None, metadata=_help("At most N studies per split."))
+    system_prompt: str | None = field(
+        default=DEFAULT_SYSTEM_PROMPT, metadata=_help("System message; empty/None for templates without one.")
+    )
+    instruction: str | None = field(
+        default=None, metadata=_help("User instruction; default asks for the chosen section.")
+    )
+    include_indication: bool = field(
+        default=False, metadata=_help("Append the clinical indication to the prompt.")
+    )
+    on_error: str = field(default="raise", metadata=_help("Bad data: raise, or skip (counted and logged)."))
+    check_images: str = field(
+        default="open", metadata=_help("Image check at load: none, exists, open (header) or decode (full).")
+    )
+    one_per_study: bool = field(
+        default=False, metadata=_help("MIMIC R2Gen annotation: keep one entry (image) per study.")
+    )
+    with_completion: bool = field(
+        default=False, metadata=_help("Add a conversational 'completion' column (SFT prompt-completion).")
+    )
+    synthetic_text: str = field(
+        default="corpus",
+        metadata=_help(
+            "synthetic: corpus, findings (structured reports the image fully shows), or iu_xray (real IU text, "
+            "synthesized images)."
+        ),
+    )
+    synthetic_num_train: int = field(default=256, metadata=_help("synthetic corpus: train studies."))
+    synthetic_num_val: int = field(default=32, metadata=_help("synthetic corpus: val studies."))
+    synthetic_num_test: int = field(default=32, metadata=_help("synthetic corpus: test studies."))
+    synthetic_seed: int = field(default=0, metadata=_help("synthetic: seed for reports and images."))
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if isinstance(self.splits, str):
+            self.splits = [self.splits]
+        if self.system_prompt is not None and not self.system_prompt.strip():
+            self.system_prompt = None
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> DataConfig:
+        """Build from a recipe mapping; unknown keys raise (a typo must not silently use a default)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown data config field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**dict(values))
