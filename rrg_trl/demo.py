@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -296,57 +297,39 @@ def completion_length(config: DemoConfig) -> int:
 
 
 def _trainer_args(config: DemoConfig, stage: str, model: Path, out: Path) -> list[str]:
-    common = [
-        "--config",
-        str(_recipe(config, stage)),
-        "--model_name_or_path",
-        str(model),
-        "--output_dir",
-        str(out),
-        "--use_peft",
-        "false",
-        "--save_strategy",
-        "no",
-        "--report_to",
-        "none",
-        "--seed",
-        str(config.seed),
-        "--logging_steps",
-        str(LOGGING_STEPS),
-        "--log_level",
-        "warning",
-        "--disable_tqdm",
-        str(not config.progress).lower(),
-    ]
+    """The flags of the demo's SFT or GRPO run (the recipe's settings, overridden for the tiny policy)."""
+    flags: dict[str, Any] = {
+        "config": _recipe(config, stage),
+        "model_name_or_path": model,
+        "output_dir": out,
+        "use_peft": "false",
+        "save_strategy": "no",
+        "report_to": "none",
+        "seed": config.seed,
+        "logging_steps": LOGGING_STEPS,
+        "log_level": "warning",
+        "disable_tqdm": str(not config.progress).lower(),
+    }
     if stage == "sft":
-        return common + [
+        flags |= {
             # The tiny vision tower is random: SFT must train it (and its projector) to read the findings.
-            "--freeze_vision_tower",
-            "false",
-            "--max_steps",
-            str(config.sft_steps),
-            "--learning_rate",
-            str(config.sft_learning_rate),
-            "--per_device_train_batch_size",
-            str(config.sft_batch_size),
+            "freeze_vision_tower": "false",
+            "max_steps": config.sft_steps,
+            "learning_rate": config.sft_learning_rate,
+            "per_device_train_batch_size": config.sft_batch_size,
             # Decaying to 0 settles the image-dependent choices a constant 1e-2 keeps knocking about.
-            "--lr_scheduler_type",
-            "cosine",
-        ]
-    return common + [
-        "--max_steps",
-        str(config.grpo_steps),
-        "--learning_rate",
-        str(config.grpo_learning_rate),
-        "--per_device_train_batch_size",
-        str(config.grpo_batch_size),
-        "--num_generations",
-        str(config.num_generations),
-        "--beta",
-        str(config.grpo_beta),
-        "--max_completion_length",
-        str(completion_length(config)),
-    ]
+            "lr_scheduler_type": "cosine",
+        }
+    else:
+        flags |= {
+            "max_steps": config.grpo_steps,
+            "learning_rate": config.grpo_learning_rate,
+            "per_device_train_batch_size": config.grpo_batch_size,
+            "num_generations": config.num_generations,
+            "beta": config.grpo_beta,
+            "max_completion_length": completion_length(config),
+        }
+    return as_flags(flags)
 
 
 def run_sft(config: DemoConfig, policy: Path, out: Path, work: Path) -> None:
@@ -355,6 +338,13 @@ def run_sft(config: DemoConfig, policy: Path, out: Path, work: Path) -> None:
 
     train_data, _ = data_settings(config, work)
     sft.run(_trainer_args(config, "sft", policy, out) + as_flags(train_data))
+
+
+def run_grpo(config: DemoConfig, model: Path, out: Path, train_data: dict[str, Any], reward_url: str) -> None:
+    """The demo's GRPO stage: ``model`` (the SFT policy) trained on -RadCliQ from ``reward_url`` into ``out``."""
+    from rrg_trl import grpo
+
+    grpo.run(_trainer_args(config, "grpo", model, out) + as_flags({**train_data, "reward_urls": reward_url}))
 
 
 def eval_settings(config: DemoConfig) -> dict[str, Any]:
@@ -425,12 +415,47 @@ def main(config: DemoConfig) -> dict[str, Any]:
     import torch
     from transformers.utils import logging as hf_logging
 
+    from reward_server.tinykit import make_tiny
+
     hf_logging.disable_progress_bar()  # per-file weight loading/saving bars; training and scoring keep theirs
     started = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
+    paths = _paths(config)
+    paths["reward_server_log"].parent.mkdir(parents=True, exist_ok=True)
+    for recipe in ("sft", "grpo"):
+        _recipe(config, recipe)  # fail before any work when the recipes are not there
+    timing: dict[str, float] = {}
+    server = None
+    try:
+        with _sigterm_as_exit():
+            _say(f"data: {describe_data(config)}")
+            with _timed(timing, "scorer_kit_s"):
+                _say(
+                    f"writing the tiny RadCliQ scorer kit (random weights, official formats) to "
+                    f"{paths['scorer_models']}"
+                )
+                make_tiny(paths["scorer_models"], seed=config.seed)
+            server = _start_server(config, paths)
+            before, after = _train_and_evaluate(config, paths, server, timing)
+    finally:
+        torch.set_num_threads(threads)
+        if server is not None:
+            code = server.stop()
+            _say(
+                "reward server stopped (" + (f"by signal {-code}" if code < 0 else f"exit code {code}") + ")"
+            )
+    timing["total_s"] = round(time.perf_counter() - started, 2)
+    summary = _summary(config, paths, before, after, server, timing)
+    paths["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    _report(summary, Path(after["outputs"]["table"]))
+    return summary
+
+
+def _paths(config: DemoConfig) -> dict[str, Path]:
+    """Where each output goes, under ``output_dir``."""
     work = Path(config.output_dir).resolve()
-    paths = {
+    return {
         "scorer_models": work / "models" / "scorer",
         "policy": work / "models" / f"policy-{config.family}-seed{config.seed}",
         "sft": work / "sft",
@@ -440,119 +465,95 @@ def main(config: DemoConfig) -> dict[str, Any]:
         "reward_server_log": work / "logs" / "reward_server.log",
         "summary": work / SUMMARY_FILE,
     }
-    (work / "logs").mkdir(parents=True, exist_ok=True)
-    for recipe in ("sft", "grpo"):
-        _recipe(config, recipe)  # fail before any work when the recipes are not there
-    timing: dict[str, float] = {}
-    server = None
 
-    def phase(name: str, t0: float) -> None:
-        timing[name] = round(time.perf_counter() - t0, 2)
 
-    try:
-        with _sigterm_as_exit():
-            from reward_server.tinykit import make_tiny
+@contextlib.contextmanager
+def _timed(timing: dict[str, float], name: str):
+    """The block's wall time in seconds, under ``name`` in ``timing`` (when the block completes)."""
+    start = time.perf_counter()
+    yield
+    timing[name] = round(time.perf_counter() - start, 2)
 
-            _say(f"data: {describe_data(config)}")
-            t0 = time.perf_counter()
-            _say(
-                f"writing the tiny RadCliQ scorer kit (random weights, official formats) to {paths['scorer_models']}"
-            )
-            make_tiny(paths["scorer_models"], seed=config.seed)
-            phase("scorer_kit_s", t0)
 
-            from reward_server.local import LocalRewardServer
+def _start_server(config: DemoConfig, paths: dict[str, Path]):
+    """A child ``rrg-reward serve`` on loopback; it loads the scorer while SFT runs (waited for after it)."""
+    from reward_server.local import LocalRewardServer
 
-            # One thread: the demo's trainer shares the same few cores, and the tiny encoders need no more.
-            server = LocalRewardServer(
-                paths["scorer_models"],
-                port=config.port,
-                log_path=paths["reward_server_log"],
-                env={"OMP_NUM_THREADS": "1"},
-            )
-            _say(f"starting the reward server on {server.url} (log: {paths['reward_server_log']})")
+    # One thread: the demo's trainer shares the same few cores, and the tiny encoders need no more.
+    server = LocalRewardServer(
+        paths["scorer_models"],
+        port=config.port,
+        log_path=paths["reward_server_log"],
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    _say(f"starting the reward server on {server.url} (log: {paths['reward_server_log']})")
+    return server
 
-            t0 = time.perf_counter()
-            from rrg_trl.modeling import make_tiny_policy
 
-            _say(f"writing the tiny {config.family} policy (random weights) to {paths['policy']}")
-            make_tiny_policy(paths["policy"], family=config.family, seed=config.seed)
-            phase("policy_kit_s", t0)
+def _train_and_evaluate(
+    config: DemoConfig, paths: dict[str, Path], server, timing: dict[str, float]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tiny policy -> SFT -> evaluation before RL -> GRPO on the server's reward -> evaluation after RL."""
+    from reward_server import RadCliQScorer
+    from rrg_trl.data import DataConfig
+    from rrg_trl.modeling import make_tiny_policy
 
-            train_data, test_data = data_settings(config, work)
-            flags = as_flags(train_data)
-            t0 = time.perf_counter()
-            _say(f"SFT: {config.sft_steps} steps (warm start: the policy learns to write report-like text)")
-            run_sft(config, paths["policy"], paths["sft"], work)
-            phase("sft_s", t0)
+    work = Path(config.output_dir).resolve()
+    with _timed(timing, "policy_kit_s"):
+        _say(f"writing the tiny {config.family} policy (random weights) to {paths['policy']}")
+        make_tiny_policy(paths["policy"], family=config.family, seed=config.seed)
+    train_data, test_data = data_settings(config, work)
+    with _timed(timing, "sft_s"):
+        _say(f"SFT: {config.sft_steps} steps (warm start: the policy learns to write report-like text)")
+        run_sft(config, paths["policy"], paths["sft"], work)
+    with _timed(timing, "server_ready_wait_s"):
+        waited = server.wait_ready(config.server_timeout_s)
+    _say(f"reward server ready at {server.url} (waited {waited:.1f}s more after SFT)")
+    scorer = RadCliQScorer.from_pretrained(paths["scorer_models"], device="cpu")
+    evaluate = functools.partial(_evaluate, config, DataConfig.from_dict(test_data), scorer)
+    with _timed(timing, "eval_before_rl_s"):
+        _say(f"evaluating the SFT policy on {config.num_test} held-out studies (before RL)")
+        before = evaluate(paths["sft"], paths["eval_before_rl"], "before RL (SFT)", [paths["sft"]])
+    with _timed(timing, "grpo_s"):
+        _say(
+            f"GRPO: {config.grpo_steps} steps, reward -RadCliQ from {server.url}, "
+            f"{config.num_generations} completions per prompt"
+        )
+        run_grpo(config, paths["sft"], paths["grpo"], train_data, server.url)
+    with _timed(timing, "eval_after_rl_s"):
+        _say("evaluating the GRPO policy on the same held-out studies (after RL)")
+        after = evaluate(
+            paths["grpo"],
+            paths["eval_after_rl"],
+            "after RL (GRPO)",
+            [paths["sft"], paths["grpo"]],
+            baseline=str(paths["eval_before_rl"]),
+        )
+    return before, after
 
-            t0 = time.perf_counter()
-            waited = server.wait_ready(config.server_timeout_s)
-            phase("server_ready_wait_s", t0)
-            _say(f"reward server ready at {server.url} (waited {waited:.1f}s more after SFT)")
 
-            from reward_server import RadCliQScorer
-            from rrg_trl import evaluate
-            from rrg_trl.data import DataConfig
+def _evaluate(
+    config: DemoConfig, data_config, scorer, model: Path, out: Path, run_name: str, runs: list[Path], **more
+) -> dict[str, Any]:
+    """One of the two evaluations: the held-out studies, the demo's decoding, the scorer loaded once."""
+    from rrg_trl import evaluate
 
-            scorer = RadCliQScorer.from_pretrained(paths["scorer_models"], device="cpu")
-            data_config = DataConfig.from_dict(test_data)
-            eval_common = eval_settings(config)
+    settings = evaluate.EvaluateConfig(
+        model_name_or_path=str(model),
+        output_dir=str(out),
+        run_name=run_name,
+        training_runs=[str(run) for run in runs],
+        **more,
+        **eval_settings(config),
+    )
+    return evaluate.main(settings, data_config, scorer=scorer)
 
-            t0 = time.perf_counter()
-            _say(f"evaluating the SFT policy on {config.num_test} held-out studies (before RL)")
-            before = evaluate.main(
-                evaluate.EvaluateConfig(
-                    model_name_or_path=str(paths["sft"]),
-                    output_dir=str(paths["eval_before_rl"]),
-                    run_name="before RL (SFT)",
-                    training_runs=[str(paths["sft"])],
-                    **eval_common,
-                ),
-                data_config,
-                scorer=scorer,
-            )
-            phase("eval_before_rl_s", t0)
 
-            t0 = time.perf_counter()
-            _say(
-                f"GRPO: {config.grpo_steps} steps, reward -RadCliQ from {server.url}, "
-                f"{config.num_generations} completions per prompt"
-            )
-            from rrg_trl import grpo
-
-            grpo.run(
-                _trainer_args(config, "grpo", paths["sft"], paths["grpo"])
-                + flags
-                + ["--reward_urls", server.url]
-            )
-            phase("grpo_s", t0)
-
-            t0 = time.perf_counter()
-            _say("evaluating the GRPO policy on the same held-out studies (after RL)")
-            after = evaluate.main(
-                evaluate.EvaluateConfig(
-                    model_name_or_path=str(paths["grpo"]),
-                    output_dir=str(paths["eval_after_rl"]),
-                    run_name="after RL (GRPO)",
-                    baseline=str(paths["eval_before_rl"]),
-                    training_runs=[str(paths["sft"]), str(paths["grpo"])],
-                    **eval_common,
-                ),
-                data_config,
-                scorer=scorer,
-            )
-            phase("eval_after_rl_s", t0)
-    finally:
-        torch.set_num_threads(threads)
-        if server is not None:
-            code = server.stop()
-            _say(
-                "reward server stopped (" + (f"by signal {-code}" if code < 0 else f"exit code {code}") + ")"
-            )
-
-    timing["total_s"] = round(time.perf_counter() - started, 2)
-    summary = {
+def _summary(
+    config: DemoConfig, paths: dict[str, Path], before: dict, after: dict, server, timing: dict[str, float]
+) -> dict[str, Any]:
+    """What ``demo_summary.json`` holds: both evaluations side by side, the training trend, server, timings."""
+    return {
         "synthetic": True,
         "data": describe_data(config),
         **random_weights_fields(after["random_weights"]),  # the evaluation read the kit's marker
@@ -585,9 +586,22 @@ def main(config: DemoConfig) -> dict[str, Any]:
             "training_plot": after["outputs"]["training_plot"],
         },
     }
-    paths["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    _report(summary, Path(after["outputs"]["table"]))
-    return summary
+
+
+# How the printed list names each output.
+OUTPUT_LABELS = {
+    "scorer_models": "tiny scorer kit",
+    "policy": "tiny policy",
+    "sft": "SFT model",
+    "grpo": "GRPO model",
+    "eval_before_rl": "eval before RL",
+    "eval_after_rl": "eval after RL",
+    "table": "table (markdown)",
+    "metrics_plot": "metric bars",
+    "training_plot": "training curves",
+    "reward_server_log": "server log",
+    "summary": "demo summary",
+}
 
 
 def _report(summary: dict[str, Any], table: Path) -> None:
@@ -632,20 +646,7 @@ def _report(summary: dict[str, Any], table: Path) -> None:
         )
     print()
     print("Outputs:")
-    labels = {
-        "scorer_models": "tiny scorer kit",
-        "policy": "tiny policy",
-        "sft": "SFT model",
-        "grpo": "GRPO model",
-        "eval_before_rl": "eval before RL",
-        "eval_after_rl": "eval after RL",
-        "table": "table (markdown)",
-        "metrics_plot": "metric bars",
-        "training_plot": "training curves",
-        "reward_server_log": "server log",
-        "summary": "demo summary",
-    }
-    for key, label in labels.items():
+    for key, label in OUTPUT_LABELS.items():
         print(f"  {label:17s} {summary['outputs'][key]}")
     print(f"\nDone in {summary['timing_s']['total_s']:.0f}s; the reward server was stopped.")
 

@@ -229,10 +229,31 @@ class SampledReports:
     temperature: float
 
 
-def _generate(
-    config: EvaluateConfig, dataset
-) -> tuple[list[EvalSample], SampledReports | None, dict, list[str] | None]:
-    """The table's reports, the sampled reports (if asked), timings, and the image-ablation reports (if asked)."""
+@dataclass
+class Reports:
+    """What is scored: the table's reports and, when asked, the image-ablation and the sampled reports."""
+
+    samples: list[EvalSample]
+    ablated: list[str] | None = None
+    sampled: SampledReports | None = None
+
+
+def _reports(config: EvaluateConfig, load_split) -> tuple[Reports, dict[str, float], str]:
+    """The reports to score (the policy's, or ``hypotheses_file``'s), the time generation took, the run's name."""
+    if config.model_name_or_path is not None:
+        reports, timing = _generate(config, load_split())
+        return reports, timing, config.run_name or Path(config.model_name_or_path).name
+    samples = samples_from_jsonl(
+        config.hypotheses_file,
+        hypothesis_key=config.hypothesis_key,
+        reference_key=config.reference_key,
+        dataset=load_split,
+    )
+    return Reports(samples), {}, config.run_name or Path(config.hypotheses_file).stem
+
+
+def _generate(config: EvaluateConfig, dataset) -> tuple[Reports, dict[str, float]]:
+    """The table's reports, the image-ablation and the sampled reports (if asked), and the time each took."""
     from rrg_trl.evaluation.generation import generate_reports, load_eval_policy
 
     if len(dataset) == 0:
@@ -241,68 +262,86 @@ def _generate(
     model, processor = load_eval_policy(
         config.model_name_or_path, config.adapter_path, dtype=config.dtype, device=config.device
     )
-    # The table's decoding, for each study's own images and, for the ablation, another study's.
-    table_reports = functools.partial(
+    generate = functools.partial(
         generate_reports,
         model,
         processor,
-        dataset,
         batch_size=config.batch_size,
         max_new_tokens=config.max_new_tokens,
-        **config.decoding(),
         repetition_penalty=config.repetition_penalty,
         seed=config.seed,
         progress=config.progress,
     )
-    hyps = table_reports()
+    hyps = generate(dataset, **config.decoding())  # the table's decoding; the ablation decodes the same way
     timing = {"generation_s": round(time.perf_counter() - start, 3)}
-    ablated = None
+    columns = {c: dataset[c] for c in ("id", "report", "synthetic", "source", "split")}
+    reports = Reports(
+        [
+            EvalSample(
+                id=columns["id"][i],
+                hypothesis=h,
+                reference=columns["report"][i],
+                synthetic=bool(columns["synthetic"][i]),
+                source=columns["source"][i],
+                split=columns["split"][i],
+            )
+            for i, h in enumerate(hyps)
+        ]
+    )
     if config.image_ablation is not None:
         from rrg_trl.evaluation.ablation import shuffle_permutation
 
         start = time.perf_counter()
-        ablated = table_reports(image_source=dataset.select(shuffle_permutation(len(dataset), config.seed)))
+        shuffled = dataset.select(shuffle_permutation(len(dataset), config.seed))
+        reports.ablated = generate(dataset, **config.decoding(), image_source=shuffled)
         timing["image_ablation_generation_s"] = round(time.perf_counter() - start, 3)
-    columns = {c: dataset[c] for c in ("id", "report", "synthetic", "source", "split")}
-    samples = [
-        EvalSample(
-            id=columns["id"][i],
-            hypothesis=h,
-            reference=columns["report"][i],
-            synthetic=bool(columns["synthetic"][i]),
-            source=columns["source"][i],
-            split=columns["split"][i],
-        )
-        for i, h in enumerate(hyps)
-    ]
-    sampled = None
-    k = config.sampled_reward_samples
-    if k:
+    if k := config.sampled_reward_samples:
         start = time.perf_counter()
         order = [i for i in range(len(dataset)) for _ in range(k)]
-        texts = generate_reports(
-            model,
-            processor,
-            dataset.select(order),
-            batch_size=config.batch_size,
-            max_new_tokens=config.max_new_tokens,
-            do_sample=True,
-            temperature=config.sample_temperature,
-            top_p=1.0,
-            repetition_penalty=config.repetition_penalty,
-            seed=config.seed,
+        temperature = config.sample_temperature
+        texts = generate(dataset.select(order), do_sample=True, temperature=temperature, top_p=1.0)
+        ids, refs = [columns["id"][i] for i in order], [columns["report"][i] for i in order]
+        reports.sampled = SampledReports(ids, refs, texts, k, temperature)
+        timing["sampled_generation_s"] = round(time.perf_counter() - start, 3)
+    return reports, timing  # the policy is freed here, before scoring
+
+
+def _score(
+    config: EvaluateConfig, reports: Reports, scorer: Any, timing: dict[str, float]
+) -> tuple[Any, dict[str, list]]:
+    """The table's scores (with degeneracy figures), and the reward of each sampled / image-ablation report."""
+    from rrg_trl.evaluation.scoring import score_reports
+
+    client = None
+    if scorer is None:
+        scorer, client = _make_scorer(config)
+    samples = reports.samples
+    rewards: dict[str, list] = {}
+    start = time.perf_counter()
+    try:
+        scores = score_reports(
+            [s.hypothesis for s in samples],
+            [s.reference for s in samples],
+            scorer=scorer,
+            client=client,
+            meteor=config.meteor,
             progress=config.progress,
         )
-        sampled = SampledReports(
-            [columns["id"][i] for i in order],
-            [columns["report"][i] for i in order],
-            texts,
-            k,
-            config.sample_temperature,
-        )
-        timing["sampled_generation_s"] = round(time.perf_counter() - start, 3)
-    del model, table_reports  # free the policy before scoring
-    return samples, sampled, timing, ablated
+        if reports.sampled is not None:
+            scores.details["reward_sampled"], rewards["sampled"] = _sampled_reward(
+                reports.sampled, scorer, client
+            )
+            scores.metrics["reward_sampled"] = scores.details["reward_sampled"]["mean"]
+        if reports.ablated is not None:
+            scores.details["image_ablation"], rewards["image_ablation"] = _ablation_gap(
+                config, samples, reports.ablated, scores, scorer, client
+            )
+    finally:
+        if client is not None:
+            client.close()
+    timing["scoring_s"] = round(time.perf_counter() - start, 3)
+    _add_degeneracy(scores, [s.hypothesis for s in samples])
+    return scores, rewards
 
 
 def _sampled_reward(
@@ -373,162 +412,33 @@ def main(
 
     ``scorer``: an already loaded :class:`reward_server.RadCliQScorer` to reuse (the demo evaluates twice).
     """
-    from rrg_trl.evaluation.plots import plot_metric_bars, plot_training_curves, run_names
-    from rrg_trl.evaluation.scoring import score_reports
+    from rrg_trl.evaluation.plots import run_names
 
     started = time.perf_counter()
     data_config = data_config or DataConfig()
-    out_dir = Path(config.output_dir)  # created once the scores exist: a failed run leaves no empty folder
-    baseline, baseline_path = load_baseline(config.baseline) if config.baseline else (None, None)
+    baseline = _baseline(config)
     runs = run_names(config.training_runs or [])
     training = _training_summary(runs)  # fail on a bad trainer state before the long work
-
-    timing: dict[str, float] = {}
-    used_data: list[Any] = []  # the split, once loaded (generation, or references looked up by id)
+    loaded: list[Any] = []  # the split, once loaded (generation, or references looked up by id)
 
     def load_split():
-        used_data.append(_load_split(data_config, config.eval_split))
-        return used_data[-1]
+        loaded.append(_load_split(data_config, config.eval_split))
+        return loaded[-1]
 
-    sampled = ablated = None
-    if config.model_name_or_path is not None:
-        samples, sampled, timing, ablated = _generate(config, load_split())
-        run_name = config.run_name or Path(config.model_name_or_path).name
-    else:
-        samples = samples_from_jsonl(
-            config.hypotheses_file,
-            hypothesis_key=config.hypothesis_key,
-            reference_key=config.reference_key,
-            dataset=load_split,
-        )
-        run_name = config.run_name or Path(config.hypotheses_file).stem
-
-    client = None
-    if scorer is None:
-        scorer, client = _make_scorer(config)
-    start = time.perf_counter()
-    try:
-        scores = score_reports(
-            [s.hypothesis for s in samples],
-            [s.reference for s in samples],
-            scorer=scorer,
-            client=client,
-            meteor=config.meteor,
-            progress=config.progress,
-        )
-        if sampled is not None:
-            scores.details["reward_sampled"], sampled_rewards = _sampled_reward(sampled, scorer, client)
-            scores.metrics["reward_sampled"] = scores.details["reward_sampled"]["mean"]
-        if ablated is not None:
-            scores.details["image_ablation"], ablated_rewards = _ablation_gap(
-                config, samples, ablated, scores, scorer, client
-            )
-    finally:
-        if client is not None:
-            client.close()
-    timing["scoring_s"] = round(time.perf_counter() - start, 3)
-    _add_degeneracy(scores, [s.hypothesis for s in samples])
-
-    data = describe_data(samples)
-    uncovered = _uncovered(samples, used_data[-1] if used_data else None, config.eval_split)
-    data.update(uncovered)
-    synthetic = data["synthetic"]
-    random_weights = scores.details["reward"]["random_weights"]  # scored with the random tiny kit
-    label = random_weights_fields(random_weights)
-    dataset_name = (
-        data_config.dataset if used_data else f"hypotheses file {Path(config.hypotheses_file).name}"
-    )
-    title = f"{run_name}: {dataset_name} {config.eval_split}, {len(samples)} reports"
-    if uncovered.get("studies_without_hypothesis"):
-        title += f" ({uncovered['studies_without_hypothesis']} of {uncovered['split_studies']} studies have no hypothesis)"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = {
-        "samples": out_dir / SAMPLES_FILE,
-        "summary": out_dir / SUMMARY_FILE,
-        "table": out_dir / TABLE_FILE,
-        "metrics_plot": out_dir / METRICS_PLOT,
-    }
-    if runs:
-        outputs["training_plot"] = out_dir / TRAINING_PLOT
-    if ablated is not None:
-        outputs["image_ablation"] = out_dir / ABLATION_FILE
-        _write_ablation(
-            outputs["image_ablation"], samples, ablated, ablated_rewards, data["synthetic"], config.seed
-        )
-    if sampled is not None:
-        outputs["sampled"] = out_dir / SAMPLED_FILE
-        with open(outputs["sampled"], "w", encoding="utf-8") as f:
-            for i, (sid, hyp, ref, reward) in enumerate(
-                zip(sampled.ids, sampled.hypotheses, sampled.references, sampled_rewards, strict=True)
-            ):
-                f.write(
-                    json.dumps(
-                        {
-                            "id": sid,
-                            "sample": i % sampled.per_prompt,
-                            "synthetic": data["synthetic"],
-                            "hypothesis": hyp,
-                            "reference": ref,
-                            "reward": _finite_or_none(reward),
-                            **label,
-                        },
-                        ensure_ascii=False,
-                    )
-                    + "\n"
-                )
-
-    with open(outputs["samples"], "w", encoding="utf-8") as f:
-        for i, (sample, row) in enumerate(zip(samples, scores.per_sample, strict=True)):
-            record = {
-                "index": i,
-                "id": sample.id,
-                "split": sample.split,
-                "source": sample.source,
-                "synthetic": sample.synthetic,
-                "hypothesis": sample.hypothesis,
-                "reference": sample.reference,
-                **row,
-                **label,
-            }
-            f.write(json.dumps({k: _finite_or_none(v) for k, v in record.items()}, ensure_ascii=False) + "\n")
-
-    baseline_name = None
-    if baseline is not None:
-        baseline_name = config.baseline_name or baseline.get("run_name") or baseline_path.parent.name
-    table = render_markdown(
-        scores.metrics,
-        title=title,
-        unavailable=scores.unavailable,
-        synthetic=synthetic,
-        run_name=run_name,
-        baseline=baseline["metrics"] if baseline else None,
-        baseline_name=baseline_name or "baseline",
-        notes=_notes(data, scores)
-        + _extra_notes(config, scores, baseline["metrics"] if baseline else None, baseline_name),
-        random_weights=random_weights,
-    )
-    outputs["table"].write_text(table, encoding="utf-8")
-    plot_metric_bars(
-        scores.metrics,
-        outputs["metrics_plot"],
-        run_name=run_name,
-        baseline=baseline["metrics"] if baseline else None,
-        baseline_name=baseline_name or "baseline",
-        title=title,
-        synthetic=synthetic,
-        random_weights=random_weights,
-    )
-    if runs:
-        plot_training_curves(
-            runs, outputs["training_plot"], title=f"Training curves: {', '.join(runs)}", synthetic=synthetic
-        )
+    reports, timing, run_name = _reports(config, load_split)
+    scores, rewards = _score(config, reports, scorer, timing)
+    data = _data_summary(config, reports.samples, loaded[-1] if loaded else None, data_config)
+    outputs = _output_paths(config, runs, reports)
+    # Created only now, once the scores exist: a failed run leaves no empty folder.
+    Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+    _write_reports(outputs, reports, scores, rewards, data["synthetic"], config.seed)
+    _write_table_and_plots(outputs, config, scores, data, run_name, baseline, runs)
     timing["total_s"] = round(time.perf_counter() - started, 3)
-
     summary = {
         "run_name": run_name,
-        "synthetic": synthetic,
-        **label,
-        "data": {**data, "dataset": dataset_name, "split": config.eval_split, "n_samples": len(samples)},
+        "synthetic": data["synthetic"],
+        **random_weights_fields(scores.details["reward"]["random_weights"]),
+        "data": data,
         "metrics": {k: _finite_or_none(v) for k, v in scores.metrics.items()},
         "table_metrics": list(TABLE_KEYS),
         "unavailable": scores.unavailable,
@@ -537,21 +447,156 @@ def main(
         "image_ablation": scores.details.get("image_ablation"),
         "details": scores.details,
         "training": training,
-        "baseline": (
-            {"name": baseline_name, "summary": str(baseline_path), "metrics": baseline["metrics"]}
-            if baseline
-            else None
-        ),
+        "baseline": baseline,
         "timing": timing,
         "outputs": {k: str(v) for k, v in outputs.items()},
         "config": dataclasses.asdict(config),
-        "data_config": dataclasses.asdict(data_config) if used_data else None,
+        "data_config": dataclasses.asdict(data_config) if loaded else None,
     }
     outputs["summary"].write_text(
         json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
     )
-    logger.info("evaluation written to %s", out_dir)
+    logger.info("evaluation written to %s", config.output_dir)
     return summary
+
+
+def _baseline(config: EvaluateConfig) -> dict[str, Any] | None:
+    """The ``--baseline`` evaluation as the summary records it: its name, summary file and metrics."""
+    if not config.baseline:
+        return None
+    summary, path = load_baseline(config.baseline)
+    name = config.baseline_name or summary.get("run_name") or path.parent.name
+    return {"name": name, "summary": str(path), "metrics": summary["metrics"]}
+
+
+def _data_summary(
+    config: EvaluateConfig, samples: list[EvalSample], dataset: Any, data_config: DataConfig
+) -> dict[str, Any]:
+    """:func:`describe_data`, the split's coverage (when it was loaded), the dataset's name, split and size."""
+    data = {**describe_data(samples), **_uncovered(samples, dataset, config.eval_split)}
+    if dataset is not None:
+        name = data_config.dataset
+    else:
+        name = f"hypotheses file {Path(config.hypotheses_file).name}"
+    return {**data, "dataset": name, "split": config.eval_split, "n_samples": len(samples)}
+
+
+def _output_paths(config: EvaluateConfig, runs: dict[str, Path], reports: Reports) -> dict[str, Path]:
+    out_dir = Path(config.output_dir)
+    outputs = {
+        "samples": out_dir / SAMPLES_FILE,
+        "summary": out_dir / SUMMARY_FILE,
+        "table": out_dir / TABLE_FILE,
+        "metrics_plot": out_dir / METRICS_PLOT,
+    }
+    if runs:
+        outputs["training_plot"] = out_dir / TRAINING_PLOT
+    if reports.ablated is not None:
+        outputs["image_ablation"] = out_dir / ABLATION_FILE
+    if reports.sampled is not None:
+        outputs["sampled"] = out_dir / SAMPLED_FILE
+    return outputs
+
+
+def _write_jsonl(path: Path, rows) -> None:
+    """One JSON object a line, text as written (no ASCII escapes), non-finite numbers as null."""
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps({k: _finite_or_none(v) for k, v in row.items()}, ensure_ascii=False) + "\n")
+
+
+def _write_reports(
+    outputs: dict[str, Path], reports: Reports, scores, rewards: dict[str, list], synthetic: bool, seed: int
+) -> None:
+    """One row per report: ``samples.jsonl`` (with its scores), ``image_ablation.jsonl`` and ``sampled.jsonl``
+    (a sampled row says which of its study's samples it is)."""
+    label = random_weights_fields(scores.details["reward"]["random_weights"])
+    samples = reports.samples
+    if reports.ablated is not None:
+        _write_ablation(
+            outputs["image_ablation"], samples, reports.ablated, rewards["image_ablation"], synthetic, seed
+        )
+    if (sampled := reports.sampled) is not None:
+        rows = zip(sampled.ids, sampled.hypotheses, sampled.references, rewards["sampled"], strict=True)
+        _write_jsonl(
+            outputs["sampled"],
+            (
+                {
+                    "id": sid,
+                    "sample": i % sampled.per_prompt,
+                    "synthetic": synthetic,
+                    "hypothesis": hyp,
+                    "reference": ref,
+                    "reward": reward,
+                    **label,
+                }
+                for i, (sid, hyp, ref, reward) in enumerate(rows)
+            ),
+        )
+    _write_jsonl(
+        outputs["samples"],
+        (
+            {
+                "index": i,
+                "id": s.id,
+                "split": s.split,
+                "source": s.source,
+                "synthetic": s.synthetic,
+                "hypothesis": s.hypothesis,
+                "reference": s.reference,
+                **row,
+                **label,
+            }
+            for i, (s, row) in enumerate(zip(samples, scores.per_sample, strict=True))
+        ),
+    )
+
+
+def _write_table_and_plots(
+    outputs: dict[str, Path],
+    config: EvaluateConfig,
+    scores,
+    data: dict[str, Any],
+    run_name: str,
+    baseline: dict[str, Any] | None,
+    runs: dict[str, Path],
+) -> None:
+    """``table.md`` with its notes, the metric bars (beside the baseline's) and the training curves."""
+    from rrg_trl.evaluation.plots import plot_metric_bars, plot_training_curves
+
+    title = f"{run_name}: {data['dataset']} {data['split']}, {data['n_samples']} reports"
+    if data.get("studies_without_hypothesis"):
+        title += (
+            f" ({data['studies_without_hypothesis']} of {data['split_studies']} studies have no hypothesis)"
+        )
+    synthetic, random_weights = data["synthetic"], scores.details["reward"]["random_weights"]
+    base_metrics = baseline["metrics"] if baseline else None
+    base_name = (baseline or {}).get("name") or "baseline"
+    table = render_markdown(
+        scores.metrics,
+        title=title,
+        unavailable=scores.unavailable,
+        synthetic=synthetic,
+        run_name=run_name,
+        baseline=base_metrics,
+        baseline_name=base_name,
+        notes=_notes(data, scores) + _extra_notes(config, scores, base_metrics, base_name),
+        random_weights=random_weights,
+    )
+    outputs["table"].write_text(table, encoding="utf-8")
+    plot_metric_bars(
+        scores.metrics,
+        outputs["metrics_plot"],
+        run_name=run_name,
+        baseline=base_metrics,
+        baseline_name=base_name,
+        title=title,
+        synthetic=synthetic,
+        random_weights=random_weights,
+    )
+    if runs:
+        title = f"Training curves: {', '.join(runs)}"
+        plot_training_curves(runs, outputs["training_plot"], title=title, synthetic=synthetic)
 
 
 def _uncovered(samples: list[EvalSample], dataset: Any, split: str) -> dict[str, int]:
@@ -628,17 +673,21 @@ def _write_ablation(path: Path, samples, ablated, rewards, synthetic: bool, seed
     from rrg_trl.evaluation.ablation import shuffle_permutation
 
     perm = shuffle_permutation(len(samples), seed)  # the permutation _generate used
-    with open(path, "w", encoding="utf-8") as f:
-        for i, (sample, hyp, reward) in enumerate(zip(samples, ablated, rewards, strict=True)):
-            row = {
+    rows = enumerate(zip(samples, ablated, rewards, strict=True))
+    _write_jsonl(
+        path,
+        (
+            {
                 "id": sample.id,
                 "synthetic": synthetic,
                 "image_of": samples[perm[i]].id,
                 "hypothesis": hyp,
                 "reference": sample.reference,
-                "reward": _finite_or_none(reward),
+                "reward": reward,
             }
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            for i, (sample, hyp, reward) in rows
+        ),
+    )
 
 
 def _extra_notes(
