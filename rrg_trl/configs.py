@@ -11,31 +11,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rrg_trl.data.data_config import field_help
 from rrg_trl.reward_guards import GUARDS
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
 
 
 @dataclass
 class RRGScriptArguments:
     """What every stage needs beyond TRL's config: splits and how the policy is prepared."""
 
-    dataset_train_split: str = field(default="train", metadata=_help("Split to train on."))
+    dataset_train_split: str = field(default="train", metadata=field_help("Split to train on."))
     dataset_test_split: str = field(
         default="val",
-        metadata=_help("Split for evaluation during training (used when eval_strategy != 'no')."),
+        metadata=field_help("Split for evaluation during training (used when eval_strategy != 'no')."),
     )
     freeze_vision_tower: bool = field(
-        default=True, metadata=_help("Keep the vision tower frozen (LoRA never touches it either).")
+        default=True, metadata=field_help("Keep the vision tower frozen (LoRA never touches it either).")
     )
     vision_model_name_or_path: str | None = field(
         default=None,
-        metadata=_help("LM-RRG from parts: the pretrained vision backbone (leave model_name_or_path unset)."),
+        metadata=field_help(
+            "LM-RRG from parts: the pretrained vision backbone (leave model_name_or_path unset)."
+        ),
     )
     text_model_name_or_path: str | None = field(
-        default=None, metadata=_help("LM-RRG from parts: the pretrained causal LM.")
+        default=None, metadata=field_help("LM-RRG from parts: the pretrained causal LM.")
     )
 
 
@@ -56,75 +55,81 @@ class RewardArguments:
 
     reward_funcs: list[str] = field(
         default_factory=lambda: ["radcliq"],
-        metadata=_help(
+        metadata=field_help(
             "Rewards: radcliq (-RadCliQ), radgraph, bertscore, semb, bleu2 (one server request for all of "
             "them), or a dotted import path 'pkg.module.func'. Weights: the trainer's reward_weights."
         ),
     )
     log_reward_components: bool = field(
         default=True,
-        metadata=_help(
+        metadata=field_help(
             "Also log the RadCliQ components (radgraph, bertscore, semb, bleu2) as rewards/<name>/mean, "
             "as weight-0 rewards from the same request."
         ),
     )
     reward_urls: list[str] | None = field(
-        default=None, metadata=_help("Reward server URL(s); several = replicas (default: $RRG_REWARD_URLS).")
+        default=None,
+        metadata=field_help("Reward server URL(s); several = replicas (default: $RRG_REWARD_URLS)."),
     )
     reward_ray: bool | None = field(
         default=None,
-        metadata=_help(
+        metadata=field_help(
             "Call the Ray Serve reward deployment's handle instead of HTTP, when training inside its Ray "
             "cluster (rrg-reward serve --ray; default: $RRG_REWARD_RAY)."
         ),
     )
     reward_api_key_env: str = field(
         default="RRG_REWARD_API_KEY",
-        metadata=_help("Environment variable holding the server's bearer token."),
+        metadata=field_help("Environment variable holding the server's bearer token."),
     )
-    reward_timeout_s: float | None = field(default=None, metadata=_help("Per-request timeout in seconds."))
+    reward_timeout_s: float | None = field(
+        default=None, metadata=field_help("Per-request timeout in seconds.")
+    )
     reward_retry_budget_s: float | None = field(
         default=None,
-        metadata=_help("How long one batch may keep retrying an unreachable server before training stops."),
+        metadata=field_help(
+            "How long one batch may keep retrying an unreachable server before training stops."
+        ),
     )
     reward_max_consecutive_failures: int | None = field(
         default=None,
-        metadata=_help(
+        metadata=field_help(
             "Batches in a row the server may fail to score (they get no reward) before training stops."
         ),
     )
     reward_reference_column: str | None = field(
-        default=None, metadata=_help("Dataset column with the reference report (default: report).")
+        default=None, metadata=field_help("Dataset column with the reference report (default: report).")
     )
     reward_model_dir: str | None = field(
-        default=None, metadata=_help("Score in-process from this scorer directory instead of a server.")
+        default=None, metadata=field_help("Score in-process from this scorer directory instead of a server.")
     )
-    reward_device: str | None = field(default=None, metadata=_help("Device of the in-process scorer."))
+    reward_device: str | None = field(default=None, metadata=field_help("Device of the in-process scorer."))
     reward_wait_timeout_s: float = field(
         default=300.0,
-        metadata=_help(
+        metadata=field_help(
             "Wait this long for the reward server's /ready before loading the policy; 0 = don't wait."
         ),
     )
     reward_refused_give_up_s: float = field(
         default=60.0,
-        metadata=_help(
+        metadata=field_help(
             "Give up waiting early when for this long every attempt was 'connection refused' (nothing listens)."
         ),
     )
     # Reward-hacking guards (rrg_trl.reward_guards): applied to the first reward function.
     reward_guards: list[str] = field(
         default_factory=lambda: list(GUARDS),
-        metadata=_help(f"Guards to apply, any of {list(GUARDS)}; 'none' (or [] in YAML) disables them."),
+        metadata=field_help(f"Guards to apply, any of {list(GUARDS)}; 'none' (or [] in YAML) disables them."),
     )
     guard_penalty: float = field(
-        default=1.0, metadata=_help("Subtracted from the first reward of a completion that trips a guard.")
+        default=1.0,
+        metadata=field_help("Subtracted from the first reward of a completion that trips a guard."),
     )
-    guard_min_words: int = field(default=3, metadata=_help("too_short: fewer words than this."))
-    guard_repeat_ngram: int = field(default=3, metadata=_help("repetition: word n-gram size."))
+    guard_min_words: int = field(default=3, metadata=field_help("too_short: fewer words than this."))
+    guard_repeat_ngram: int = field(default=3, metadata=field_help("repetition: word n-gram size."))
     guard_max_repeat_fraction: float = field(
         default=0.5,
-        metadata=_help("repetition: share of repeated n-grams above which a completion is degenerate."),
+        metadata=field_help("repetition: share of repeated n-grams above which a completion is degenerate."),
     )
 
     def __post_init__(self):

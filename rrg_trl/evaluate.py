@@ -38,6 +38,8 @@ from typing import Any
 from reward_server.composite import to_reward
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
 from rrg_trl.data import DataConfig, load_dataset_from_config
+from rrg_trl.data.data_config import field_help
+from rrg_trl.evaluation.decoding import fmt_value
 from rrg_trl.evaluation.hypotheses import EvalSample, samples_from_jsonl
 from rrg_trl.evaluation.table import SYNTHETIC_NOTE, TABLE_KEYS, render_markdown
 from rrg_trl.metrics.degeneracy import DEGENERACY_KEYS
@@ -59,83 +61,89 @@ SOURCE_DESCRIPTIONS = {
 }
 
 
-def _help(text: str) -> dict:
-    return {"help": text}
-
-
 @dataclass
 class EvaluateConfig:
     """What to evaluate, how to generate, how to score, and where to write (field names avoid DataConfig's)."""
 
     model_name_or_path: str | None = field(
         default=None,
-        metadata=_help("Policy to generate with: a model directory or a LoRA adapter directory."),
+        metadata=field_help("Policy to generate with: a model directory or a LoRA adapter directory."),
     )
     adapter_path: str | None = field(
-        default=None, metadata=_help("LoRA adapter to put on model_name_or_path.")
+        default=None, metadata=field_help("LoRA adapter to put on model_name_or_path.")
     )
     hypotheses_file: str | None = field(
-        default=None, metadata=_help("Score existing outputs instead of generating: a JSONL file.")
+        default=None, metadata=field_help("Score existing outputs instead of generating: a JSONL file.")
     )
-    hypothesis_key: str = field(default="hypothesis", metadata=_help("Hypothesis field of hypotheses_file."))
+    hypothesis_key: str = field(
+        default="hypothesis", metadata=field_help("Hypothesis field of hypotheses_file.")
+    )
     reference_key: str = field(
-        default="reference", metadata=_help("Reference field of hypotheses_file (else looked up by 'id').")
+        default="reference",
+        metadata=field_help("Reference field of hypotheses_file (else looked up by 'id')."),
     )
-    eval_split: str = field(default="test", metadata=_help("Split to evaluate (train, val, test)."))
+    eval_split: str = field(default="test", metadata=field_help("Split to evaluate (train, val, test)."))
     scorer_model_dir: str | None = field(
-        default=None, metadata=_help("RadCliQ model directory (rrg-reward make-tiny / download): in-process.")
+        default=None,
+        metadata=field_help("RadCliQ model directory (rrg-reward make-tiny / download): in-process."),
     )
     reward_url: str | None = field(
-        default=None, metadata=_help("Score through a running reward server instead (RadCliQ features only).")
+        default=None,
+        metadata=field_help("Score through a running reward server instead (RadCliQ features only)."),
     )
     reward_api_key_env: str | None = field(
-        default=None, metadata=_help("Environment variable holding the reward server's API key.")
+        default=None, metadata=field_help("Environment variable holding the reward server's API key.")
     )
     scorer_device: str | None = field(
-        default=None, metadata=_help("Device of the scorer (default: cuda if any).")
+        default=None, metadata=field_help("Device of the scorer (default: cuda if any).")
     )
-    output_dir: str = field(default="outputs/eval", metadata=_help("Where the outputs are written."))
+    output_dir: str = field(default="outputs/eval", metadata=field_help("Where the outputs are written."))
     run_name: str | None = field(
-        default=None, metadata=_help("Name in titles (default: the policy's directory).")
+        default=None, metadata=field_help("Name in titles (default: the policy's directory).")
     )
-    batch_size: int = field(default=8, metadata=_help("Reports generated per batch."))
-    max_new_tokens: int = field(default=128, metadata=_help("Longest generated report, in tokens."))
-    do_sample: bool = field(default=False, metadata=_help("Sample instead of greedy decoding."))
-    temperature: float = field(default=1.0, metadata=_help("Sampling temperature (do_sample only)."))
-    top_p: float = field(default=1.0, metadata=_help("Nucleus sampling (do_sample only)."))
-    num_beams: int = field(default=1, metadata=_help("Beam search width (R2Gen-family papers: 3)."))
+    batch_size: int = field(default=8, metadata=field_help("Reports generated per batch."))
+    max_new_tokens: int = field(default=128, metadata=field_help("Longest generated report, in tokens."))
+    do_sample: bool = field(default=False, metadata=field_help("Sample instead of greedy decoding."))
+    temperature: float = field(default=1.0, metadata=field_help("Sampling temperature (do_sample only)."))
+    top_p: float = field(default=1.0, metadata=field_help("Nucleus sampling (do_sample only)."))
+    num_beams: int = field(default=1, metadata=field_help("Beam search width (R2Gen-family papers: 3)."))
     no_repeat_ngram_size: int = field(
-        default=0, metadata=_help("Block repeated n-grams of this size (R2Gen-family papers: 3). 0 = off.")
+        default=0,
+        metadata=field_help("Block repeated n-grams of this size (R2Gen-family papers: 3). 0 = off."),
     )
     image_ablation: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=field_help(
             "'shuffle': also generate each study's report from another study's image (same decoding) and "
             "report the reward gap own - shuffled with its standard error: does the policy read the image?"
         ),
     )
-    repetition_penalty: float = field(default=1.0, metadata=_help("transformers' repetition penalty."))
-    seed: int = field(default=0, metadata=_help("Seed for sampling."))
-    dtype: str = field(default="auto", metadata=_help("Policy dtype: auto, float32, bfloat16, float16."))
-    device: str | None = field(default=None, metadata=_help("Policy device (default: cuda if any)."))
-    meteor: bool = field(default=True, metadata=_help("Run METEOR (Meteor 1.5 jar; needs Java)."))
+    repetition_penalty: float = field(default=1.0, metadata=field_help("transformers' repetition penalty."))
+    seed: int = field(default=0, metadata=field_help("Seed for sampling."))
+    dtype: str = field(default="auto", metadata=field_help("Policy dtype: auto, float32, bfloat16, float16."))
+    device: str | None = field(default=None, metadata=field_help("Policy device (default: cuda if any)."))
+    meteor: bool = field(default=True, metadata=field_help("Run METEOR (Meteor 1.5 jar; needs Java)."))
     sampled_reward_samples: int = field(
         default=0,
-        metadata=_help(
+        metadata=field_help(
             "Also sample this many reports per study and report their mean reward (-RadCliQ): "
             "the quantity RL maximises, less noisy than one greedy report. 0 = off."
         ),
     )
-    sample_temperature: float = field(default=1.0, metadata=_help("Temperature of those sampled reports."))
+    sample_temperature: float = field(
+        default=1.0, metadata=field_help("Temperature of those sampled reports.")
+    )
     training_runs: list[str] | None = field(
         default=None,
-        metadata=_help("trainer_state.json files or run/checkpoint dirs: loss and reward curves."),
+        metadata=field_help("trainer_state.json files or run/checkpoint dirs: loss and reward curves."),
     )
     baseline: str | None = field(
-        default=None, metadata=_help("A baseline evaluation: its summary.json or output directory.")
+        default=None, metadata=field_help("A baseline evaluation: its summary.json or output directory.")
     )
-    baseline_name: str | None = field(default=None, metadata=_help("Baseline label (default: its run_name)."))
-    progress: bool = field(default=True, metadata=_help("Show progress bars."))
+    baseline_name: str | None = field(
+        default=None, metadata=field_help("Baseline label (default: its run_name).")
+    )
+    progress: bool = field(default=True, metadata=field_help("Show progress bars."))
 
     def __post_init__(self):
         if (self.model_name_or_path is None) == (self.hypotheses_file is None):
@@ -617,14 +625,14 @@ def _notes(data: dict, scores) -> list[str]:
     notes = [
         f"Data: {data['label']}."
         + (f" Scored with {RANDOM_WEIGHTS_NOTICE}." if scores.details["reward"]["random_weights"] else ""),
-        f"Reward (mean -RadCliQ-{version}) of these reports: {_fmt(scores.metrics.get('reward'))}.",
+        f"Reward (mean -RadCliQ-{version}) of these reports: {fmt_value(scores.metrics.get('reward'))}.",
     ]
     sampled = scores.details.get("reward_sampled")
     if sampled:
         sem = f" ± {sampled['sem']:.4f} (s.e.)" if sampled["sem"] is not None else ""
         notes.append(
             f"Reward of sampled reports ({sampled['per_prompt']} per study, temperature "
-            f"{sampled['temperature']:g}, {sampled['n']} in all): {_fmt(sampled['mean'])}{sem}."
+            f"{sampled['temperature']:g}, {sampled['n']} in all): {fmt_value(sampled['mean'])}{sem}."
         )
     return notes
 
@@ -715,10 +723,6 @@ def _reward_version(scores) -> str:
     return reward.get("radcliq_version") or (reward.get("server_info", {}).get("scorer") or {}).get(
         "radcliq_version", "v1"
     )
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
 
 
 def run(argv: list[str] | None = None) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from rrg_trl.data.prompts import DEFAULT_SYSTEM_PROMPT
 DATASETS = ("iu_xray", "mimic_cxr", "synthetic")
 
 
-def _help(text: str) -> dict:
+def field_help(text: str) -> dict:
+    """A dataclass field's metadata for TrlParser / argparse help."""
     return {"help": text}
 
 
@@ -36,81 +37,93 @@ def _help(text: str) -> dict:
 class DataConfig:
     """Which reports and images to train / evaluate on, and how to turn them into TRL rows."""
 
-    dataset: str = field(default="synthetic", metadata=_help("iu_xray, mimic_cxr or synthetic."))
+    dataset: str = field(default="synthetic", metadata=field_help("iu_xray, mimic_cxr or synthetic."))
     annotation_path: str | None = field(
         default=None,
-        metadata=_help("R2Gen annotation.json (IU X-ray or MIMIC-CXR); for synthetic: real IU text."),
+        metadata=field_help("R2Gen annotation.json (IU X-ray or MIMIC-CXR); for synthetic: real IU text."),
     )
     openi_path: str | None = field(
-        default=None, metadata=_help("IU X-ray Open-i archive NLMCXR_reports.tgz (impression, indication).")
+        default=None,
+        metadata=field_help("IU X-ray Open-i archive NLMCXR_reports.tgz (impression, indication)."),
     )
     image_root: str | None = field(
-        default=None, metadata=_help("Image folder: R2Gen images/, NLMCXR_png/, or the MIMIC-CXR-JPG root.")
+        default=None,
+        metadata=field_help("Image folder: R2Gen images/, NLMCXR_png/, or the MIMIC-CXR-JPG root."),
     )
     reports_root: str | None = field(
-        default=None, metadata=_help("MIMIC-CXR: mimic-cxr-reports folder (default: image_root).")
+        default=None, metadata=field_help("MIMIC-CXR: mimic-cxr-reports folder (default: image_root).")
     )
     split_csv: str | None = field(
-        default=None, metadata=_help("MIMIC-CXR split CSV (default: in image_root).")
+        default=None, metadata=field_help("MIMIC-CXR split CSV (default: in image_root).")
     )
     metadata_csv: str | None = field(
-        default=None, metadata=_help("MIMIC-CXR metadata CSV with ViewPosition (default: in image_root).")
+        default=None,
+        metadata=field_help("MIMIC-CXR metadata CSV with ViewPosition (default: in image_root)."),
     )
     views_csv: str | None = field(
         default=None,
-        metadata=_help("IU Open-i: indiana_projections.csv or DICOM metadata CSV (frontal first)."),
+        metadata=field_help("IU Open-i: indiana_projections.csv or DICOM metadata CSV (frontal first)."),
     )
     section: str = field(
-        default="findings", metadata=_help("Reference section: findings, impression or both.")
+        default="findings", metadata=field_help("Reference section: findings, impression or both.")
     )
-    cleaning: str = field(default="raw", metadata=_help("raw, or r2gen for R2Gen-compatible references."))
+    cleaning: str = field(
+        default="raw", metadata=field_help("raw, or r2gen for R2Gen-compatible references.")
+    )
     deid: str = field(
-        default="keep", metadata=_help("De-id tokens (XXXX, ___): keep, drop_token, drop_sentence.")
+        default="keep", metadata=field_help("De-id tokens (XXXX, ___): keep, drop_token, drop_sentence.")
     )
     max_report_words: int | None = field(
-        default=None, metadata=_help("Truncate references to N words (R2Gen: 59 IU / 99 MIMIC).")
+        default=None, metadata=field_help("Truncate references to N words (R2Gen: 59 IU / 99 MIMIC).")
     )
-    views: str = field(default="frontal", metadata=_help("frontal (one image column) or all (images list)."))
+    views: str = field(
+        default="frontal", metadata=field_help("frontal (one image column) or all (images list).")
+    )
     image_size: int | None = field(
-        default=DEFAULT_IMAGE_SIZE, metadata=_help("Square side in pixels; None keeps size.")
+        default=DEFAULT_IMAGE_SIZE, metadata=field_help("Square side in pixels; None keeps size.")
     )
     resize_mode: str = field(
-        default="pad", metadata=_help("pad (keep aspect, black border), stretch or none.")
+        default="pad", metadata=field_help("pad (keep aspect, black border), stretch or none.")
     )
     splits: list[str] | None = field(
-        default=None, metadata=_help("Splits to load (train, val, test); all if unset.")
+        default=None, metadata=field_help("Splits to load (train, val, test); all if unset.")
     )
-    max_samples: int | None = field(default=None, metadata=_help("At most N studies per split."))
+    max_samples: int | None = field(default=None, metadata=field_help("At most N studies per split."))
     system_prompt: str | None = field(
-        default=DEFAULT_SYSTEM_PROMPT, metadata=_help("System message; empty/None for templates without one.")
+        default=DEFAULT_SYSTEM_PROMPT,
+        metadata=field_help("System message; empty/None for templates without one."),
     )
     instruction: str | None = field(
-        default=None, metadata=_help("User instruction; default asks for the chosen section.")
+        default=None, metadata=field_help("User instruction; default asks for the chosen section.")
     )
     include_indication: bool = field(
-        default=False, metadata=_help("Append the clinical indication to the prompt.")
+        default=False, metadata=field_help("Append the clinical indication to the prompt.")
     )
-    on_error: str = field(default="raise", metadata=_help("Bad data: raise, or skip (counted and logged)."))
+    on_error: str = field(
+        default="raise", metadata=field_help("Bad data: raise, or skip (counted and logged).")
+    )
     check_images: str = field(
-        default="open", metadata=_help("Image check at load: none, exists, open (header) or decode (full).")
+        default="open",
+        metadata=field_help("Image check at load: none, exists, open (header) or decode (full)."),
     )
     one_per_study: bool = field(
-        default=False, metadata=_help("MIMIC R2Gen annotation: keep one entry (image) per study.")
+        default=False, metadata=field_help("MIMIC R2Gen annotation: keep one entry (image) per study.")
     )
     with_completion: bool = field(
-        default=False, metadata=_help("Add a conversational 'completion' column (SFT prompt-completion).")
+        default=False,
+        metadata=field_help("Add a conversational 'completion' column (SFT prompt-completion)."),
     )
     synthetic_text: str = field(
         default="corpus",
-        metadata=_help(
+        metadata=field_help(
             "synthetic: corpus, findings (structured reports the image fully shows), or iu_xray (real IU text, "
             "synthesized images)."
         ),
     )
-    synthetic_num_train: int = field(default=256, metadata=_help("synthetic corpus: train studies."))
-    synthetic_num_val: int = field(default=32, metadata=_help("synthetic corpus: val studies."))
-    synthetic_num_test: int = field(default=32, metadata=_help("synthetic corpus: test studies."))
-    synthetic_seed: int = field(default=0, metadata=_help("synthetic: seed for reports and images."))
+    synthetic_num_train: int = field(default=256, metadata=field_help("synthetic corpus: train studies."))
+    synthetic_num_val: int = field(default=32, metadata=field_help("synthetic corpus: val studies."))
+    synthetic_num_test: int = field(default=32, metadata=field_help("synthetic corpus: test studies."))
+    synthetic_seed: int = field(default=0, metadata=field_help("synthetic: seed for reports and images."))
 
     def __post_init__(self):
         if self.dataset not in DATASETS:

@@ -53,7 +53,8 @@ def describe_decoding(settings: Mapping[str, Any], max_new_tokens: int) -> str:
     return f"{text}, at most {max_new_tokens} new tokens"
 
 
-def _fmt(value: float | None) -> str:
+def fmt_value(value: float | None) -> str:
+    """A metric for the printed summaries: 4 decimals, or n/a."""
     return "n/a" if value is None else f"{value:.4f}"
 
 
@@ -66,7 +67,7 @@ def degeneracy_lines(
     for key in DEGENERACY_KEYS:
         label, higher_is_better = DEGENERACY_LABELS[key]
         value = metrics.get(key)
-        row = [label, _fmt(value)]
+        row = [label, fmt_value(value)]
         if baseline is not None:
             base = baseline.get(key)
             change = "n/a"
@@ -74,6 +75,6 @@ def degeneracy_lines(
                 delta = value - base
                 better = delta > 0 if higher_is_better else delta < 0
                 change = f"{delta:+.4f}" + (" (better)" if better else " (worse)" if delta else "")
-            row += [_fmt(base), change]
+            row += [fmt_value(base), change]
         lines.append("| " + " | ".join(row) + " |")
     return lines
