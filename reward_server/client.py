@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -91,16 +90,6 @@ def _retry_after(response: httpx.Response | None) -> float:
         return max(0.0, float(value))
     except ValueError:
         return 0.0  # HTTP-date form: fall back to our own backoff
-
-
-@dataclass
-class _Tries:
-    """One call's attempts: the replica it started on, when, how many tries and how many 5xx so far."""
-
-    replica: int
-    start: float = field(default_factory=time.monotonic)
-    attempts: int = 0
-    errors: int = 0
 
 
 def _refused(error: BaseException | None) -> bool:
@@ -207,31 +196,6 @@ class _Base:
         backoff = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1))
         return max(backoff * (0.5 + random.random() / 2), _retry_after(response))
 
-    def _next_url(self, tries: _Tries) -> str:
-        url = self.urls[(tries.replica + tries.attempts) % len(self.urls)]
-        tries.attempts += 1
-        return url
-
-    def _outcome(
-        self, tries: _Tries, url: str, response: httpx.Response | None, error: Exception | None
-    ) -> float | None:
-        """None when ``response`` is the answer; else the delay before the next try (raises past the budget)."""
-        if error is not None:
-            kind, last = "unavailable", f"{type(error).__name__}: {error}"
-        else:
-            kind = self._judge(response, url)
-            if kind == "ok":
-                return None
-            last = f"HTTP {response.status_code}: {_detail(response)}"
-        tries.errors += kind == "error"
-        elapsed = time.monotonic() - tries.start
-        remaining = self.retry_budget_s - elapsed
-        if remaining <= 0 or (kind == "error" and tries.errors > self.max_error_retries):
-            status = response.status_code if response is not None else None
-            detail = _detail(response) if response is not None else None
-            raise self._give_up(kind, url, tries.attempts, elapsed, last, status, detail)
-        return min(self._delay(tries.attempts, response), remaining)
-
     def _judge(self, response: httpx.Response, url: str) -> str:
         """'ok', 'unavailable' or 'error' (both retried); raises RewardRequestError for a 4xx."""
         if response.status_code == 200:
@@ -286,17 +250,26 @@ class _Base:
 
     def _request_steps(self, method: str, path: str, replica: int, json: Any = None) -> Generator:
         """One call with retries; a retry goes to the next replica. Returns the 200 response and its URL."""
-        tries = _Tries(replica)
+        start, attempts, errors = time.monotonic(), 0, 0  # errors: the 5xx answers so far
         while True:
-            url, response, error = self._next_url(tries), None, None
+            url = self.urls[(replica + attempts) % len(self.urls)]
+            attempts += 1
             try:
                 response = yield method, url + path, json
             except httpx.TransportError as e:
-                error = e
-            delay = self._outcome(tries, url, response, error)
-            if delay is None:
-                return response, url
-            yield Delay(delay)
+                response, kind, last = None, "unavailable", f"{type(e).__name__}: {e}"
+            else:
+                kind = self._judge(response, url)
+                if kind == "ok":
+                    return response, url
+                last = f"HTTP {response.status_code}: {_detail(response)}"
+            errors += kind == "error"
+            elapsed = time.monotonic() - start
+            if elapsed >= self.retry_budget_s or (kind == "error" and errors > self.max_error_retries):
+                detail = _detail(response) if response is not None else None
+                status = response.status_code if response is not None else None
+                raise self._give_up(kind, url, attempts, elapsed, last, status, detail)
+            yield Delay(min(self._delay(attempts, response), self.retry_budget_s - elapsed))
 
     def _chunk_steps(self, hypotheses: Sequence[str], references: Sequence[str], chunk: tuple) -> Generator:
         """Score one ``(start, stop, replica)`` chunk of a call; returns its ``(scores, rewards)``."""
