@@ -7,6 +7,9 @@ they raise :class:`RewardServerUnavailable`; a server that answers but keeps fai
 ``max_error_retries``) raises :class:`RewardScoringError`; a 4xx (our request is wrong) raises
 :class:`RewardRequestError` at once. This module imports neither torch nor the scorer.
 
+That logic is written once, without I/O (``_Base._request_steps`` / ``_ready_steps``), and run by :func:`drive`
+(blocking) or :func:`adrive` (asyncio); reward_server/ray.py's handle clients run their retries the same way.
+
     from reward_server.client import RewardClient
     with RewardClient(["http://gpu0:8000", "http://gpu1:8000"], api_key=...) as client:
         client.wait_until_ready(timeout=300)
@@ -21,9 +24,8 @@ import math
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -90,16 +92,6 @@ def _retry_after(response: httpx.Response | None) -> float:
         return 0.0  # HTTP-date form: fall back to our own backoff
 
 
-@dataclass
-class _Tries:
-    """One call's attempts: the replica it started on, when, how many tries and how many 5xx so far."""
-
-    replica: int
-    start: float = field(default_factory=time.monotonic)
-    attempts: int = 0
-    errors: int = 0
-
-
 def _refused(error: BaseException | None) -> bool:
     """Whether a connection error is "connection refused" (sync httpx says so; async wraps it in its cause)."""
     seen = 0
@@ -110,49 +102,48 @@ def _refused(error: BaseException | None) -> bool:
     return False
 
 
-class _Waiting:
-    """One ``wait_until_ready``: which replicas are still pending and why, when to give up, what to report.
+def _advance(steps: Generator, outcome: Any) -> tuple[bool, Any]:
+    """Send ``outcome`` into ``steps`` (thrown in, if it is an exception): ``(False, next step)`` or ``(True, result)``."""
+    try:
+        return False, (steps.throw(outcome) if isinstance(outcome, Exception) else steps.send(outcome))
+    except StopIteration as done:
+        return True, done.value
 
-    ``refused_give_up_s``: give up that early when every attempt so far was "connection refused" (nothing
-    listens there: a wrong port, or a server that was never started); ``progress(message)`` is called every
-    ``progress_every_s`` while waiting, so a long wait is never silent.
+
+class Delay(float):
+    """Seconds that the steps ask their driver to sleep (anything else they yield is I/O)."""
+
+
+def _outcome_of(perform: Callable[[Any], Any], step: Any) -> Any:
+    try:
+        return perform(step)
+    except Exception as e:  # thrown into the steps, which decide (retry, or let it propagate)
+        return e
+
+
+def drive(steps: Generator, perform: Callable[[Any], Any]) -> Any:
+    """Run a client's I/O-free ``steps`` with blocking I/O and return their result.
+
+    The retry, failover and readiness logic is written once, as generators that yield what to do: a :class:`Delay`
+    is slept, anything else goes to ``perform`` (an HTTP request, a Ray handle call) whose result is
+    sent back in, or whose exception is thrown in. :func:`adrive` runs the same steps under asyncio.
     """
+    done, step = _advance(steps, None)
+    while not done:
+        done, step = _advance(steps, _outcome_of(time.sleep if isinstance(step, Delay) else perform, step))
+    return step
 
-    def __init__(self, urls, timeout, refused_give_up_s, progress, progress_every_s):
-        self.pending, self.last = list(urls), {}
-        self.timeout, self.refused_give_up_s = timeout, refused_give_up_s
-        self.progress, self.progress_every_s = progress, progress_every_s
-        self.start = self.reported = time.monotonic()
-        self.refused_only = True
 
-    def answer(self, url: str, response: httpx.Response) -> None:
-        if response.status_code == 200:
-            self.pending.remove(url)
-        else:
-            self.last[url], self.refused_only = f"HTTP {response.status_code}: {_detail(response)}", False
-
-    def failure(self, url: str, error: Exception) -> None:
-        self.last[url] = f"{type(error).__name__}: {error}"
-        self.refused_only &= isinstance(error, httpx.ConnectError) and _refused(error)
-
-    def go_on(self) -> bool:
-        """False when every replica is ready; raises past the timeout (or early, when only refused)."""
-        if not self.pending:
-            return False
-        waited = time.monotonic() - self.start
-        if waited >= self.timeout:
-            raise RewardServerUnavailable(f"reward server(s) not ready after {self.timeout:g}s: {self.last}")
-        if self.refused_only and self.refused_give_up_s is not None and waited >= self.refused_give_up_s:
-            raise RewardServerUnavailable(
-                f"nothing is listening at {self.pending}: every attempt for {waited:.0f}s was refused; check the "
-                f"URL and port, and that the reward server was started (last: {self.last})"
-            )
-        if self.progress is not None and time.monotonic() - self.reported >= self.progress_every_s:
-            self.reported = time.monotonic()
-            self.progress(
-                f"waiting for reward server(s) {self.pending}: {waited:.0f}s of {self.timeout:g}s (last: {self.last})"
-            )
-        return True
+async def adrive(steps: Generator, perform: Callable[[Any], Awaitable]) -> Any:
+    """:func:`drive` under asyncio: ``perform`` returns an awaitable and delays are ``asyncio.sleep``."""
+    done, step = _advance(steps, None)
+    while not done:
+        try:
+            outcome = await (asyncio.sleep(step) if isinstance(step, Delay) else perform(step))
+        except Exception as e:
+            outcome = e
+        done, step = _advance(steps, outcome)
+    return step
 
 
 class _Base:
@@ -205,31 +196,6 @@ class _Base:
         backoff = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1))
         return max(backoff * (0.5 + random.random() / 2), _retry_after(response))
 
-    def _next_url(self, tries: _Tries) -> str:
-        url = self.urls[(tries.replica + tries.attempts) % len(self.urls)]
-        tries.attempts += 1
-        return url
-
-    def _outcome(
-        self, tries: _Tries, url: str, response: httpx.Response | None, error: Exception | None
-    ) -> float | None:
-        """None when ``response`` is the answer; else the delay before the next try (raises past the budget)."""
-        if error is not None:
-            kind, last = "unavailable", f"{type(error).__name__}: {error}"
-        else:
-            kind = self._judge(response, url)
-            if kind == "ok":
-                return None
-            last = f"HTTP {response.status_code}: {_detail(response)}"
-        tries.errors += kind == "error"
-        elapsed = time.monotonic() - tries.start
-        remaining = self.retry_budget_s - elapsed
-        if remaining <= 0 or (kind == "error" and tries.errors > self.max_error_retries):
-            status = response.status_code if response is not None else None
-            detail = _detail(response) if response is not None else None
-            raise self._give_up(kind, url, tries.attempts, elapsed, last, status, detail)
-        return min(self._delay(tries.attempts, response), remaining)
-
     def _judge(self, response: httpx.Response, url: str) -> str:
         """'ok', 'unavailable' or 'error' (both retried); raises RewardRequestError for a 4xx."""
         if response.status_code == 200:
@@ -280,6 +246,91 @@ class _Base:
         limit = (info.get("server") or {}).get("limits", {}).get("max_pairs_per_request")
         return int(limit) if isinstance(limit, int) and limit > 0 else FALLBACK_MAX_PAIRS
 
+    # The logic of each call, written once without I/O (run by drive / adrive; see drive).
+
+    def _request_steps(self, method: str, path: str, replica: int, json: Any = None) -> Generator:
+        """One call with retries; a retry goes to the next replica. Returns the 200 response and its URL."""
+        start, attempts, errors = time.monotonic(), 0, 0  # errors: the 5xx answers so far
+        while True:
+            url = self.urls[(replica + attempts) % len(self.urls)]
+            attempts += 1
+            try:
+                response = yield method, url + path, json
+            except httpx.TransportError as e:
+                response, kind, last = None, "unavailable", f"{type(e).__name__}: {e}"
+            else:
+                kind = self._judge(response, url)
+                if kind == "ok":
+                    return response, url
+                last = f"HTTP {response.status_code}: {_detail(response)}"
+            errors += kind == "error"
+            elapsed = time.monotonic() - start
+            if elapsed >= self.retry_budget_s or (kind == "error" and errors > self.max_error_retries):
+                detail = _detail(response) if response is not None else None
+                status = response.status_code if response is not None else None
+                raise self._give_up(kind, url, attempts, elapsed, last, status, detail)
+            yield Delay(min(self._delay(attempts, response), self.retry_budget_s - elapsed))
+
+    def _chunk_steps(self, hypotheses: Sequence[str], references: Sequence[str], chunk: tuple) -> Generator:
+        """Score one ``(start, stop, replica)`` chunk of a call; returns its ``(scores, rewards)``."""
+        s, e, replica = chunk
+        payload = {"hypotheses": list(hypotheses[s:e]), "references": list(references[s:e])}
+        try:
+            response, url = yield from self._request_steps("POST", "/v1/score", replica, payload)
+        except RewardRequestError as error:
+            error.offset = s  # so "references[i]" in the detail can be mapped back to the caller's pair
+            raise
+        return self._parse_scores(response, e - s, url)
+
+    def _ready_steps(
+        self, timeout: float, interval: float, refused_give_up_s=None, progress=None, progress_every_s=10.0
+    ) -> Generator:
+        """Until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable after ``timeout``.
+
+        ``refused_give_up_s``: give up that early when every attempt so far was "connection refused" (nothing
+        listens there: a wrong port, or a server that was never started); ``progress(message)`` is called every
+        ``progress_every_s`` while waiting, so a long wait is never silent.
+        """
+        pending, last, refused_only = list(self.urls), {}, True
+        start = reported = time.monotonic()
+        while True:
+            for url in list(pending):
+                try:
+                    response = yield "GET", url + "/ready", None
+                except httpx.TransportError as e:
+                    last[url] = f"{type(e).__name__}: {e}"
+                    refused_only &= isinstance(e, httpx.ConnectError) and _refused(e)
+                    continue
+                if response.status_code == 200:
+                    pending.remove(url)
+                else:
+                    last[url], refused_only = f"HTTP {response.status_code}: {_detail(response)}", False
+            waited = time.monotonic() - start
+            if not pending:
+                return
+            if waited >= timeout:
+                raise RewardServerUnavailable(f"reward server(s) not ready after {timeout:g}s: {last}")
+            if refused_only and refused_give_up_s is not None and waited >= refused_give_up_s:
+                raise RewardServerUnavailable(
+                    f"nothing is listening at {pending}: every attempt for {waited:.0f}s was refused; check the "
+                    f"URL and port, and that the reward server was started (last: {last})"
+                )
+            if progress is not None and time.monotonic() - reported >= progress_every_s:
+                reported = time.monotonic()
+                progress(
+                    f"waiting for reward server(s) {pending}: {waited:.0f}s of {timeout:g}s (last: {last})"
+                )
+            yield Delay(interval)
+
+    def _chunks(
+        self, hypotheses: Sequence[str], references: Sequence[str], max_pairs: int
+    ) -> list[Generator]:
+        return [self._chunk_steps(hypotheses, references, c) for c in self._plan(len(hypotheses), max_pairs)]
+
+    @staticmethod
+    def _joined(parts: Sequence[tuple[list[dict], list]]) -> tuple[list[dict], list]:
+        return [s for p in parts for s in p[0]], [r for p in parts for r in p[1]]
+
 
 class RewardClient(_Base):
     """Synchronous client (one ``httpx.Client``; chunks go to replicas in parallel threads)."""
@@ -297,22 +348,12 @@ class RewardClient(_Base):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, replica: int, json: Any = None) -> tuple[httpx.Response, str]:
-        """One call with retries; a retry goes to the next replica. Returns the 200 response and its URL."""
-        tries = _Tries(replica)
-        while True:
-            url, response, error = self._next_url(tries), None, None
-            try:
-                response = self._client.request(method, url + path, json=json)
-            except httpx.TransportError as e:
-                error = e
-            delay = self._outcome(tries, url, response, error)
-            if delay is None:
-                return response, url
-            time.sleep(delay)
+    def _send(self, step: tuple[str, str, Any]) -> httpx.Response:
+        method, url, json = step
+        return self._client.request(method, url, json=json)
 
     def info(self, replica: int = 0) -> dict:
-        response, _ = self._request("GET", "/v1/info", replica)
+        response, _ = drive(self._request_steps("GET", "/v1/info", replica), self._send)
         return response.json()
 
     def _max_pairs(self) -> int:
@@ -322,24 +363,11 @@ class RewardClient(_Base):
 
     def _score(self, hypotheses: Sequence[str], references: Sequence[str]) -> tuple[list[dict], list]:
         _check_pairs(hypotheses, references)
-        plan = self._plan(len(hypotheses), self._max_pairs() if hypotheses else 1)
-
-        def run(chunk: tuple[int, int, int]) -> tuple[list[dict], list]:
-            s, e, replica = chunk
-            payload = {"hypotheses": list(hypotheses[s:e]), "references": list(references[s:e])}
-            try:
-                response, url = self._request("POST", "/v1/score", replica, payload)
-            except RewardRequestError as error:
-                error.offset = s  # so "references[i]" in the detail can be mapped back to the caller's pair
-                raise
-            return self._parse_scores(response, e - s, url)
-
-        if len(plan) <= 1:
-            parts = [run(c) for c in plan]
-        else:
-            with ThreadPoolExecutor(max_workers=min(len(plan), 4 * len(self.urls))) as pool:
-                parts = list(pool.map(run, plan))
-        return [s for p in parts for s in p[0]], [r for p in parts for r in p[1]]
+        chunks = self._chunks(hypotheses, references, self._max_pairs() if hypotheses else 1)
+        if len(chunks) <= 1:
+            return self._joined([drive(c, self._send) for c in chunks])
+        with ThreadPoolExecutor(max_workers=min(len(chunks), 4 * len(self.urls))) as pool:
+            return self._joined(list(pool.map(lambda c: drive(c, self._send), chunks)))
 
     def score(self, hypotheses: Sequence[str], references: Sequence[str]) -> list[dict]:
         """One dict per pair: radcliq (lower is better), radgraph, bertscore, semb, bleu2."""
@@ -349,25 +377,10 @@ class RewardClient(_Base):
         """-RadCliQ per pair (higher is better)."""
         return self._score(hypotheses, references)[1]
 
-    def wait_until_ready(
-        self,
-        timeout: float = 300.0,
-        interval: float = 0.5,
-        refused_give_up_s: float | None = None,
-        progress: Any = None,
-        progress_every_s: float = 10.0,
-    ) -> None:
-        """Block until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable
-        (see :class:`_Waiting` for ``refused_give_up_s`` and ``progress``)."""
-        wait = _Waiting(self.urls, timeout, refused_give_up_s, progress, progress_every_s)
-        while wait.pending:
-            for url in list(wait.pending):
-                try:
-                    wait.answer(url, self._client.get(url + "/ready"))
-                except httpx.TransportError as e:
-                    wait.failure(url, e)
-            if wait.go_on():
-                time.sleep(interval)
+    def wait_until_ready(self, timeout: float = 300.0, interval: float = 0.5, **options: Any) -> None:
+        """Block until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable;
+        ``options``: ``refused_give_up_s``, ``progress``, ``progress_every_s`` (see ``_Base._ready_steps``)."""
+        drive(self._ready_steps(timeout, interval, **options), self._send)
 
 
 class AsyncRewardClient(_Base):
@@ -399,23 +412,12 @@ class AsyncRewardClient(_Base):
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
 
-    async def _request(
-        self, method: str, path: str, replica: int, json: Any = None
-    ) -> tuple[httpx.Response, str]:
-        tries = _Tries(replica)
-        while True:
-            url, response, error = self._next_url(tries), None, None
-            try:
-                response = await self._http().request(method, url + path, json=json)
-            except httpx.TransportError as e:
-                error = e
-            delay = self._outcome(tries, url, response, error)
-            if delay is None:
-                return response, url
-            await asyncio.sleep(delay)
+    def _send(self, step: tuple[str, str, Any]) -> Awaitable[httpx.Response]:
+        method, url, json = step
+        return self._http().request(method, url, json=json)
 
     async def info(self, replica: int = 0) -> dict:
-        response, _ = await self._request("GET", "/v1/info", replica)
+        response, _ = await adrive(self._request_steps("GET", "/v1/info", replica), self._send)
         return response.json()
 
     async def _max_pairs(self) -> int:
@@ -428,20 +430,8 @@ class AsyncRewardClient(_Base):
 
     async def _score(self, hypotheses: Sequence[str], references: Sequence[str]) -> tuple[list[dict], list]:
         _check_pairs(hypotheses, references)
-        plan = self._plan(len(hypotheses), await self._max_pairs() if hypotheses else 1)
-
-        async def run(chunk: tuple[int, int, int]) -> tuple[list[dict], list]:
-            s, e, replica = chunk
-            payload = {"hypotheses": list(hypotheses[s:e]), "references": list(references[s:e])}
-            try:
-                response, url = await self._request("POST", "/v1/score", replica, payload)
-            except RewardRequestError as error:
-                error.offset = s
-                raise
-            return self._parse_scores(response, e - s, url)
-
-        parts = await asyncio.gather(*(run(c) for c in plan))
-        return [s for p in parts for s in p[0]], [r for p in parts for r in p[1]]
+        chunks = self._chunks(hypotheses, references, await self._max_pairs() if hypotheses else 1)
+        return self._joined(await asyncio.gather(*(adrive(c, self._send) for c in chunks)))
 
     async def score(self, hypotheses: Sequence[str], references: Sequence[str]) -> list[dict]:
         """One dict per pair: radcliq (lower is better), radgraph, bertscore, semb, bleu2."""
@@ -451,21 +441,6 @@ class AsyncRewardClient(_Base):
         """-RadCliQ per pair (higher is better)."""
         return (await self._score(hypotheses, references))[1]
 
-    async def wait_until_ready(
-        self,
-        timeout: float = 300.0,
-        interval: float = 0.5,
-        refused_give_up_s: float | None = None,
-        progress: Any = None,
-        progress_every_s: float = 10.0,
-    ) -> None:
-        """Wait until every replica answers ``GET /ready`` with 200, or raise RewardServerUnavailable."""
-        wait = _Waiting(self.urls, timeout, refused_give_up_s, progress, progress_every_s)
-        while wait.pending:
-            for url in list(wait.pending):
-                try:
-                    wait.answer(url, await self._http().get(url + "/ready"))
-                except httpx.TransportError as e:
-                    wait.failure(url, e)
-            if wait.go_on():
-                await asyncio.sleep(interval)
+    async def wait_until_ready(self, timeout: float = 300.0, interval: float = 0.5, **options: Any) -> None:
+        """Wait until every replica answers ``GET /ready`` with 200 (options as :meth:`RewardClient.wait_until_ready`)."""
+        await adrive(self._ready_steps(timeout, interval, **options), self._send)

@@ -29,16 +29,19 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from reward_server.client import (
+    Delay,
     RewardRequestError,
     RewardScoringError,
     RewardServerError,
     RewardServerUnavailable,
     _check_pairs,
+    adrive,
+    drive,
     scorer_random_weights,
 )
 from reward_server.env import ENV_VARS, parse_flag
@@ -419,22 +422,27 @@ class _HandleClient:
             self._handle = get_scorer_handle(self.app_name)
         return self._handle
 
-
-class AsyncRayRewardClient(_HandleClient):
-    """:class:`~reward_server.client.AsyncRewardClient`'s ``score``/``rewards`` over the Serve handle."""
-
-    async def _score(self, hypotheses: Sequence[str], references: Sequence[str]) -> tuple[list[dict], list]:
+    def _score_steps(self, hypotheses: Sequence[str], references: Sequence[str]) -> Generator:
+        """One score call under :class:`_HandleRetry`, without I/O (run by ``drive`` / ``adrive`` of
+        reward_server.client): yields the handle call to make, then each delay."""
         _check_pairs(hypotheses, references)
         if not hypotheses:
             return [], []
         tries = _HandleRetry(**self._retry)
         while True:
             try:
-                return _rows_out(await self.handle.score.remote(list(hypotheses), list(references)))
+                return _rows_out((yield lambda: self.handle.score.remote(list(hypotheses), list(references))))
             except RewardServerError:
                 raise
             except Exception as e:
-                await asyncio.sleep(tries.delay(e))
+                yield Delay(tries.delay(e))
+
+
+class AsyncRayRewardClient(_HandleClient):
+    """:class:`~reward_server.client.AsyncRewardClient`'s ``score``/``rewards`` over the Serve handle."""
+
+    async def _score(self, hypotheses: Sequence[str], references: Sequence[str]) -> tuple[list[dict], list]:
+        return await adrive(self._score_steps(hypotheses, references), lambda call: call())
 
     async def score(self, hypotheses: Sequence[str], references: Sequence[str]) -> list[dict]:
         """One dict per pair, as the HTTP client returns it (non-finite values are None)."""
@@ -458,17 +466,7 @@ class RayRewardClient(_HandleClient):
     """Blocking ``score``/``rewards`` over the Serve handle, for synchronous callers (not inside a loop)."""
 
     def _score(self, hypotheses: Sequence[str], references: Sequence[str]) -> tuple[list[dict], list]:
-        _check_pairs(hypotheses, references)
-        if not hypotheses:
-            return [], []
-        tries = _HandleRetry(**self._retry)
-        while True:
-            try:
-                return _rows_out(self.handle.score.remote(list(hypotheses), list(references)).result())
-            except RewardServerError:
-                raise
-            except Exception as e:
-                time.sleep(tries.delay(e))
+        return drive(self._score_steps(hypotheses, references), lambda call: call().result())
 
     def score(self, hypotheses: Sequence[str], references: Sequence[str]) -> list[dict]:
         """One dict per pair, as the HTTP client returns it (non-finite values are None)."""

@@ -11,10 +11,13 @@ import pytest
 
 from reward_server.client import (
     AsyncRewardClient,
+    Delay,
     RewardClient,
     RewardRequestError,
     RewardScoringError,
     RewardServerUnavailable,
+    adrive,
+    drive,
 )
 from tests.reward_server.live import (
     FaultyScorer,
@@ -239,3 +242,33 @@ def test_wait_until_ready_says_it_waits_and_gives_up_early_when_every_attempt_is
     assert "was refused; check the URL and port, and that the reward server was started" in str(error.value)
     assert messages and messages[0].startswith(f"waiting for reward server(s) ['{dead}']: ")
     assert " of 30s (last: " in messages[0]
+
+
+def test_drive_and_adrive_run_the_same_steps():
+    """The one retry core: a Delay is a sleep, an error from the I/O is thrown into the steps, which retry or stop."""
+
+    def steps(calls: int):
+        for attempt in range(calls):
+            try:
+                return (yield attempt)
+            except ArithmeticError:
+                yield Delay(0.01)
+        raise RewardServerUnavailable(f"gave up after {calls}")
+
+    def failing(n: int):  # the "I/O": its first n attempts fail
+        return lambda attempt: f"answer {attempt}" if attempt >= n else 1 // 0
+
+    def later(io):
+        async def awaitable_io(attempt):
+            return io(attempt)
+
+        return awaitable_io
+
+    assert drive(steps(5), failing(0)) == asyncio.run(adrive(steps(5), later(failing(0)))) == "answer 0"
+    start = time.monotonic()
+    assert drive(steps(5), failing(2)) == "answer 2" and time.monotonic() - start >= 0.02
+    assert asyncio.run(adrive(steps(5), later(failing(2)))) == "answer 2"
+    with pytest.raises(RewardServerUnavailable, match="gave up after 2"):
+        drive(steps(2), failing(2))
+    with pytest.raises(KeyError):  # an error the steps do not catch propagates as it is
+        asyncio.run(adrive(steps(2), later(lambda attempt: {}[attempt])))
