@@ -14,7 +14,7 @@ Routes::
 
 Bodies are parsed here rather than by FastAPI so every malformed input (wrong content type, non-UTF-8,
 bad JSON, wrong types, nulls, extra fields) gets a 4xx that names the problem, and scorer inputs can never
-crash a batch that other requests share. That check (body model + ``_check_texts``) is the only one a request
+crash a batch that other requests share. That check (``_checked``: body model, then ``_check_texts``) is the only one a request
 gets in this module: the batcher and scorer behind it are handed pairs already known to be good.
 
 The routes live on the module-level ``router`` (``Depends(authorize)`` where a key is needed) and read the
@@ -212,11 +212,14 @@ async def _read_json(request: Request, max_bytes: int) -> Any:
         raise ApiError(400, "malformed JSON: nested too deeply", "malformed") from None
 
 
-def _parse(model: type[BaseModel], obj: Any) -> Any:
+def _checked(model: type[BaseModel], body: Any, settings: ServerSettings) -> Any:
+    """A request's one check: the body model's types, then ``_check_texts`` over all of its fields."""
     try:
-        return model.model_validate(obj)
+        req = model.model_validate(body)
     except ValidationError as e:
         raise ApiError(422, _validation_detail(e), "validation") from None
+    _check_texts(settings, {name: getattr(req, name) for name in model.model_fields})
+    return req
 
 
 def _check_texts(settings: ServerSettings, named: dict[str, list[str]]) -> None:
@@ -281,9 +284,10 @@ class _State:
     def ready(self) -> bool:
         return self.batcher.running
 
-    async def run_batch(self, hyps: list[str], refs: list[str]) -> list[dict[str, Any]]:
-        """Score pairs checked at the boundary (body model + ``_check_texts``) through the batcher; batcher
-        and scorer errors become the HTTP answer."""
+    async def run_batch(self, hyps: list[str], refs: list[str], route: str) -> list[dict[str, Any]]:
+        """Score pairs already ``_checked`` through the batcher; its and the scorer's errors become the HTTP
+        answer."""
+        self.metrics.pairs.labels(route).inc(len(hyps))
         try:
             return await self.batcher.score(hyps, refs)
         except QueueFullError as e:
@@ -299,10 +303,8 @@ class _State:
 
     async def score_request(self, body: Any, route: str) -> list[dict[str, Any]]:
         """``/v1/score`` after reading the JSON body (also the Ray handle's path): checks, batcher, raw rows."""
-        req = _parse(ScoreRequest, body)
-        _check_texts(self.settings, {"hypotheses": req.hypotheses, "references": req.references})
-        self.metrics.pairs.labels(route).inc(len(req.hypotheses))
-        return await self.run_batch(req.hypotheses, req.references)
+        req = _checked(ScoreRequest, body, self.settings)
+        return await self.run_batch(req.hypotheses, req.references, route)
 
 
 def _state(request: Request) -> _State:
@@ -339,8 +341,8 @@ class _Timing:
         self.metrics = metrics
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        route = scope.get("path")
-        if scope["type"] != "http" or route not in _TIMED_ROUTES:
+        route = scope.get("path")  # lifespan scopes have none
+        if route not in _TIMED_ROUTES:
             return await self.app(scope, receive, send)
         start, status = time.perf_counter(), 500
 
@@ -397,14 +399,12 @@ async def score(request: Request) -> Response:
 async def openrlhf(request: Request) -> Response:
     """OpenRLHF ``--remote_rm_url`` protocol; ``labels`` are the reference reports."""
     state = _state(request)
-    req = _parse(OpenRLHFRequest, await _read_json(request, state.settings.max_body_bytes))
-    _check_texts(state.settings, {"query": req.query, "prompts": req.prompts, "labels": req.labels})
+    req = _checked(OpenRLHFRequest, await _read_json(request, state.settings.max_body_bytes), state.settings)
     try:
         completions = state.extractor.completions(req.query, req.prompts)
     except PromptNotFoundError as e:
         raise ApiError(422, str(e), "validation") from None
-    state.metrics.pairs.labels("/v1/openrlhf").inc(len(completions))
-    scores, rewards = _rows_out(await state.run_batch(completions, req.labels))
+    scores, rewards = _rows_out(await state.run_batch(completions, req.labels, "/v1/openrlhf"))
     extra_logs = {k: [s[k] for s in scores] for k in SCORE_KEYS}
     return JSONResponse({"rewards": rewards, "scores": rewards, "extra_logs": extra_logs})
 
