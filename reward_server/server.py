@@ -334,15 +334,17 @@ async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
 
 
 class _Timing:
-    """ASGI middleware: count and time the scoring routes by final status (401s, 4xx and 5xx included)."""
+    """ASGI middleware: count and time the scoring routes by final status (401s, 4xx and 5xx included).
+
+    The route is the one the router matched (``scope["route"]``), so a ``root_path`` such as a Ray Serve
+    route prefix changes nothing, and unknown paths add no label values."""
 
     def __init__(self, app: Any, metrics: ServerMetrics):
         self.app = app
         self.metrics = metrics
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        route = scope.get("path")  # lifespan scopes have none
-        if route not in _TIMED_ROUTES:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start, status = time.perf_counter(), 500
 
@@ -355,8 +357,10 @@ class _Timing:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.request_latency.labels(route).observe(time.perf_counter() - start)
+            route = getattr(scope.get("route"), "path", None)
+            if route in _TIMED_ROUTES:
+                self.metrics.requests.labels(route, str(status)).inc()
+                self.metrics.request_latency.labels(route).observe(time.perf_counter() - start)
 
 
 @asynccontextmanager
