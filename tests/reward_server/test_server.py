@@ -160,15 +160,16 @@ def test_scoring_routes_are_counted_and_timed_by_final_status(scorer):
         assert httpx.post(server.url + "/v1/openrlhf", json=good, headers=AUTH).status_code == 422
         assert httpx.get(server.url + "/health").status_code == 200
         text = httpx.get(server.url + "/metrics", headers=AUTH).text
-    for line in (
-        'rrg_reward_requests_total{route="/v1/score",status="401"} 1.0',
-        'rrg_reward_requests_total{route="/v1/score",status="200"} 1.0',
-        'rrg_reward_requests_total{route="/v1/openrlhf",status="422"} 1.0',
-        'rrg_reward_request_latency_seconds_count{route="/v1/score"} 2.0',
-        'rrg_reward_pairs_total{route="/v1/score"} 1.0',
-        'rrg_reward_errors_total{kind="auth"} 1.0',
-    ):
-        assert line in text, line
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    expected = {
+        'rrg_reward_requests_total{route="/v1/score",status="401"}': "1.0",
+        'rrg_reward_requests_total{route="/v1/score",status="200"}': "1.0",
+        'rrg_reward_requests_total{route="/v1/openrlhf",status="422"}': "1.0",
+        'rrg_reward_request_latency_seconds_count{route="/v1/score"}': "2.0",
+        'rrg_reward_pairs_total{route="/v1/score"}': "1.0",
+        'rrg_reward_errors_total{kind="auth"}': "1.0",
+    }
+    assert {k: samples.get(k) for k in expected} == expected
     assert 'route="/health"' not in text and 'route="/metrics"' not in text
 
 
