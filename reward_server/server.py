@@ -14,7 +14,11 @@ Routes::
 
 Bodies are parsed here rather than by FastAPI so every malformed input (wrong content type, non-UTF-8,
 bad JSON, wrong types, nulls, extra fields) gets a 4xx that names the problem, and scorer inputs can never
-crash a batch that other requests share.
+crash a batch that other requests share. That check (``_checked``: body model, then ``_check_texts``) is the only one a request
+gets in this module: the batcher and scorer behind it are handed pairs already known to be good.
+
+The routes live on the module-level ``router`` (``Depends(authorize)`` where a key is needed) and read the
+app's one ``_State`` from ``app.state.rrg``; :func:`create_app` only assembles them.
 
 OpenRLHF: ``--remote_rm_url http://HOST:PORT/v1/openrlhf`` (several URLs shard the batch), or the file
 ``reward_server/integrations/openrlhf.py``; verl: ``reward_server/integrations/verl.py``.
@@ -33,7 +37,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
@@ -208,11 +212,14 @@ async def _read_json(request: Request, max_bytes: int) -> Any:
         raise ApiError(400, "malformed JSON: nested too deeply", "malformed") from None
 
 
-def _parse(model: type[BaseModel], obj: Any) -> Any:
+def _checked(model: type[BaseModel], body: Any, settings: ServerSettings) -> Any:
+    """A request's one check: the body model's types, then ``_check_texts`` over all of its fields."""
     try:
-        return model.model_validate(obj)
+        req = model.model_validate(body)
     except ValidationError as e:
         raise ApiError(422, _validation_detail(e), "validation") from None
+    _check_texts(settings, {name: getattr(req, name) for name in model.model_fields})
+    return req
 
 
 def _check_texts(settings: ServerSettings, named: dict[str, list[str]]) -> None:
@@ -277,12 +284,10 @@ class _State:
     def ready(self) -> bool:
         return self.batcher.running
 
-    async def run_batch(self, hyps: list[str], refs: list[str]) -> list[dict[str, Any]]:
-        """Score checked pairs through the batcher; batcher and scorer errors become the HTTP answer."""
-        try:
-            self.scorer.validate(hyps, refs)
-        except ValueError as e:
-            raise ApiError(422, f"invalid request: {e}", "validation") from None
+    async def run_batch(self, hyps: list[str], refs: list[str], route: str) -> list[dict[str, Any]]:
+        """Score pairs already ``_checked`` through the batcher; its and the scorer's errors become the HTTP
+        answer."""
+        self.metrics.pairs.labels(route).inc(len(hyps))
         try:
             return await self.batcher.score(hyps, refs)
         except QueueFullError as e:
@@ -298,154 +303,168 @@ class _State:
 
     async def score_request(self, body: Any, route: str) -> list[dict[str, Any]]:
         """``/v1/score`` after reading the JSON body (also the Ray handle's path): checks, batcher, raw rows."""
-        req = _parse(ScoreRequest, body)
-        _check_texts(self.settings, {"hypotheses": req.hypotheses, "references": req.references})
-        self.metrics.pairs.labels(route).inc(len(req.hypotheses))
-        return await self.run_batch(req.hypotheses, req.references)
+        req = _checked(ScoreRequest, body, self.settings)
+        return await self.run_batch(req.hypotheses, req.references, route)
+
+
+def _state(request: Request) -> _State:
+    return request.app.state.rrg
+
+
+async def authorize(request: Request) -> None:
+    """The bearer-token check of every route but ``/health`` and ``/ready`` (a no-op without an API key)."""
+    api_key = _state(request).settings.api_key
+    if api_key is None:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(
+            401,
+            "missing bearer token: send 'Authorization: Bearer <key>'",
+            "auth",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+        raise ApiError(401, "invalid API key", "auth", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    _state(request).metrics.errors.labels(exc.kind).inc()
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+
+class _Timing:
+    """ASGI middleware: count and time the scoring routes by final status (401s, 4xx and 5xx included).
+
+    The route is the one the router matched (``scope["route"]``), so a ``root_path`` such as a Ray Serve
+    route prefix changes nothing, and unknown paths add no label values."""
+
+    def __init__(self, app: Any, metrics: ServerMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), 500
+
+        async def send_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if route in _TIMED_ROUTES:
+                self.metrics.requests.labels(route, str(status)).inc()
+                self.metrics.request_latency.labels(route).observe(time.perf_counter() - start)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    state: _State = app.state.rrg
+    await state.batcher.start()
+    state.metrics.ready.set(1)
+    random = bool(getattr(state.scorer, "random_weights", False))  # make-tiny kit: say so where it shows
+    ready = {**state.settings.public(), **random_weights_fields(random)}
+    logger.log(logging.WARNING if random else logging.INFO, "reward server ready: %s", ready)
+    try:
+        yield
+    finally:
+        # uvicorn has stopped accepting connections and waited for in-flight requests; finish the rest.
+        state.metrics.ready.set(0)
+        await state.batcher.close(drain=True)
+
+
+def _body_doc(model: type[BaseModel]) -> dict:
+    """OpenAPI for a body read by hand (see the module docstring), so /docs still shows its schema."""
+    schema = {"application/json": {"schema": model.model_json_schema()}}
+    return {"requestBody": {"required": True, "content": schema}}
+
+
+router = APIRouter()
+_TIMED_ROUTES = ("/v1/score", "/v1/openrlhf")
+_AUTH = [Depends(authorize)]
+
+
+@router.post("/v1/score", openapi_extra=_body_doc(ScoreRequest), dependencies=_AUTH)
+async def score(request: Request) -> Response:
+    """RadCliQ and its components per pair, plus rewards = -RadCliQ, in request order."""
+    state = _state(request)
+    rows = await state.score_request(await _read_json(request, state.settings.max_body_bytes), "/v1/score")
+    scores, rewards = _rows_out(rows)
+    return JSONResponse({"scores": scores, "rewards": rewards})
+
+
+@router.post("/v1/openrlhf", openapi_extra=_body_doc(OpenRLHFRequest), dependencies=_AUTH)
+async def openrlhf(request: Request) -> Response:
+    """OpenRLHF ``--remote_rm_url`` protocol; ``labels`` are the reference reports."""
+    state = _state(request)
+    req = _checked(OpenRLHFRequest, await _read_json(request, state.settings.max_body_bytes), state.settings)
+    try:
+        completions = state.extractor.completions(req.query, req.prompts)
+    except PromptNotFoundError as e:
+        raise ApiError(422, str(e), "validation") from None
+    scores, rewards = _rows_out(await state.run_batch(completions, req.labels, "/v1/openrlhf"))
+    extra_logs = {k: [s[k] for s in scores] for k in SCORE_KEYS}
+    return JSONResponse({"rewards": rewards, "scores": rewards, "extra_logs": extra_logs})
+
+
+@router.get("/health")
+async def health() -> dict:
+    """Liveness: the process answers HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> Response:
+    """Readiness: the scorer is loaded and the batcher accepts work."""
+    state = _state(request)
+    if state.ready:
+        return JSONResponse({"ready": True, "queued_pairs": state.batcher.queued_pairs})
+    return JSONResponse(
+        {"ready": False, "detail": "not accepting work (starting or shutting down)"},
+        status_code=503,
+        headers={"Retry-After": str(state.settings.retry_after_s)},
+    )
+
+
+@router.get("/metrics", dependencies=_AUTH)
+async def metrics(request: Request) -> Response:
+    body, ctype = _state(request).metrics.render()
+    return Response(body, media_type=ctype)
+
+
+@router.get("/v1/info", dependencies=_AUTH)
+async def info(request: Request) -> Response:
+    """Scorer versions, model files and checksums, device; server limits (clients chunk by them)."""
+    state = _state(request)
+    server = {
+        **state.settings.public(),
+        "limits": state.settings.limits(),
+        "openrlhf": state.extractor.info(),
+        "ready": state.ready,
+        "uptime_s": round(time.time() - state.started_at, 3),
+        "batcher": state.batcher.stats.as_dict(),
+    }
+    return JSONResponse({"scorer": state.scorer.info(), "server": server})
 
 
 def create_app(
     scorer: Any, settings: ServerSettings | None = None, metrics: ServerMetrics | None = None
 ) -> FastAPI:
-    """The reward service around a loaded scorer (``RadCliQScorer`` or anything with its methods)."""
+    """The reward service around a loaded scorer (``RadCliQScorer`` or anything with its methods); its
+    state (scorer, settings, batcher, metrics) is ``app.state.rrg``, which the module's routes read."""
     settings = settings or ServerSettings()
     settings.validate()
-    state = _State(scorer, settings, metrics or ServerMetrics())
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        await state.batcher.start()
-        state.metrics.ready.set(1)
-        random = bool(getattr(state.scorer, "random_weights", False))  # make-tiny kit: say so where it shows
-        ready = {**settings.public(), **random_weights_fields(random)}
-        logger.log(logging.WARNING if random else logging.INFO, "reward server ready: %s", ready)
-        try:
-            yield
-        finally:
-            # uvicorn has stopped accepting connections and waited for in-flight requests; finish the rest.
-            state.metrics.ready.set(0)
-            await state.batcher.close(drain=True)
-
-    app = FastAPI(title="rrg-reward", summary="Batched RadCliQ reward service", lifespan=lifespan)
-    app.state.rrg = state
-
-    def authorize(request: Request) -> None:
-        if settings.api_key is None:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(
-                401,
-                "missing bearer token: send 'Authorization: Bearer <key>'",
-                "auth",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        if not hmac.compare_digest(token.strip().encode(), settings.api_key.encode()):
-            raise ApiError(
-                401, "invalid API key", "auth", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-            )
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        state.metrics.errors.labels(exc.kind).inc()
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
-
-    def timed(route: str):
-        def wrap(fn):
-            async def handler(request: Request) -> Response:
-                start = time.perf_counter()
-                status = 500
-                try:
-                    response = await fn(request)
-                    status = response.status_code
-                    return response
-                except ApiError as e:
-                    status = e.status
-                    raise
-                finally:
-                    state.metrics.requests.labels(route, str(status)).inc()
-                    state.metrics.request_latency.labels(route).observe(time.perf_counter() - start)
-
-            handler.__name__ = fn.__name__
-            handler.__doc__ = fn.__doc__
-            return handler
-
-        return wrap
-
-    def body_doc(model: type[BaseModel]) -> dict:
-        return {
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": model.model_json_schema()}},
-            }
-        }
-
-    @app.post("/v1/score", openapi_extra=body_doc(ScoreRequest))
-    @timed("/v1/score")
-    async def score(request: Request) -> Response:
-        """RadCliQ and its components per pair, plus rewards = -RadCliQ, in request order."""
-        authorize(request)
-        rows = await state.score_request(await _read_json(request, settings.max_body_bytes), "/v1/score")
-        scores, rewards = _rows_out(rows)
-        return JSONResponse({"scores": scores, "rewards": rewards})
-
-    @app.post("/v1/openrlhf", openapi_extra=body_doc(OpenRLHFRequest))
-    @timed("/v1/openrlhf")
-    async def openrlhf(request: Request) -> Response:
-        """OpenRLHF ``--remote_rm_url`` protocol; ``labels`` are the reference reports."""
-        authorize(request)
-        req = _parse(OpenRLHFRequest, await _read_json(request, settings.max_body_bytes))
-        _check_texts(settings, {"query": req.query, "prompts": req.prompts, "labels": req.labels})
-        try:
-            completions = state.extractor.completions(req.query, req.prompts)
-        except PromptNotFoundError as e:
-            raise ApiError(422, str(e), "validation") from None
-        state.metrics.pairs.labels("/v1/openrlhf").inc(len(completions))
-        scores, rewards = _rows_out(await state.run_batch(completions, req.labels))
-        extra_logs = {k: [s[k] for s in scores] for k in SCORE_KEYS}
-        return JSONResponse({"rewards": rewards, "scores": rewards, "extra_logs": extra_logs})
-
-    @app.get("/health")
-    async def health() -> dict:
-        """Liveness: the process answers HTTP."""
-        return {"status": "ok"}
-
-    @app.get("/ready")
-    async def ready() -> Response:
-        """Readiness: the scorer is loaded and the batcher accepts work."""
-        if state.ready:
-            return JSONResponse({"ready": True, "queued_pairs": state.batcher.queued_pairs})
-        return JSONResponse(
-            {"ready": False, "detail": "not accepting work (starting or shutting down)"},
-            status_code=503,
-            headers={"Retry-After": str(settings.retry_after_s)},
-        )
-
-    @app.get("/metrics")
-    async def metrics(request: Request) -> Response:
-        authorize(request)
-        body, ctype = state.metrics.render()
-        return Response(body, media_type=ctype)
-
-    @app.get("/v1/info")
-    async def info(request: Request) -> Response:
-        """Scorer versions, model files and checksums, device; server limits (clients chunk by them)."""
-        authorize(request)
-        return JSONResponse(
-            {
-                "scorer": state.scorer.info(),
-                "server": {
-                    **settings.public(),
-                    "limits": settings.limits(),
-                    "openrlhf": state.extractor.info(),
-                    "ready": state.ready,
-                    "uptime_s": round(time.time() - state.started_at, 3),
-                    "batcher": state.batcher.stats.as_dict(),
-                },
-            }
-        )
-
+    app = FastAPI(title="rrg-reward", summary="Batched RadCliQ reward service", lifespan=_lifespan)
+    app.state.rrg = _State(scorer, settings, metrics or ServerMetrics())
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_middleware(_Timing, metrics=app.state.rrg.metrics)
+    app.include_router(router)
     return app
 
 

@@ -152,6 +152,27 @@ def test_health_ready_info_metrics(live, scorer):
     assert httpx.get(live.url + "/v1/info").status_code == 401
 
 
+def test_scoring_routes_are_counted_and_timed_by_final_status(scorer):
+    with LiveServer(scorer, api_key=KEY) as server:
+        good = {"hypotheses": ["No acute disease."], "references": ["The lungs are clear."]}
+        assert httpx.post(server.url + "/v1/score", json=good).status_code == 401  # the auth dependency
+        assert httpx.post(server.url + "/v1/score", json=good, headers=AUTH).status_code == 200
+        assert httpx.post(server.url + "/v1/openrlhf", json=good, headers=AUTH).status_code == 422
+        assert httpx.get(server.url + "/health").status_code == 200
+        text = httpx.get(server.url + "/metrics", headers=AUTH).text
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    expected = {
+        'rrg_reward_requests_total{route="/v1/score",status="401"}': "1.0",
+        'rrg_reward_requests_total{route="/v1/score",status="200"}': "1.0",
+        'rrg_reward_requests_total{route="/v1/openrlhf",status="422"}': "1.0",
+        'rrg_reward_request_latency_seconds_count{route="/v1/score"}': "2.0",
+        'rrg_reward_pairs_total{route="/v1/score"}': "1.0",
+        'rrg_reward_errors_total{kind="auth"}': "1.0",
+    }
+    assert {k: samples.get(k) for k in expected} == expected
+    assert 'route="/health"' not in text and 'route="/metrics"' not in text
+
+
 @pytest.mark.parametrize("random_kit", [True, False], ids=["make-tiny", "official-layout"])
 def test_info_and_startup_log_say_whether_the_scorer_models_are_random(
     tiny_model_dir, official_layout_dir, random_kit, caplog
