@@ -41,7 +41,7 @@ def _checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     if not os.path.isdir(output_dir):
         return []
     found = [p for p in Path(output_dir).iterdir() if _CHECKPOINT.match(p.name) and p.is_dir()]
-    return sorted(found, key=lambda p: int(_CHECKPOINT.match(p.name).group(1)), reverse=True)
+    return sorted(found, key=_step, reverse=True)
 
 
 def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
@@ -126,8 +126,9 @@ def check_checkpoint(checkpoint: str | os.PathLike) -> None:
         problem = _file_problem(file)
         if problem is None:
             continue
-        older = [p for p in _checkpoints(path.parent) if p != path and (p / STATE_FILE).is_file()]
-        older = [p for p in older if int(_CHECKPOINT.match(p.name).group(1)) < _step(path)]
+        older = [
+            p for p in _checkpoints(path.parent) if _step(p) < _step(path) and (p / STATE_FILE).is_file()
+        ]
         hint = (
             f"resume from the previous one with --resume_from_checkpoint {older[0]} (or delete {path})"
             if older
