@@ -25,17 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rrg_trl.modeling.adapters import adapter_chain, is_adapter_dir, merge_adapters, split_adapters
-
-# adapter_chain and is_adapter_dir were defined here before rrg_trl.modeling.adapters: still importable from here.
-__all__ = [
-    "BASE_MODEL_DIR",
-    "adapter_chain",
-    "assemble_lmrrg",
-    "get_peft_config",
-    "get_policy",
-    "is_adapter_dir",
-]
+from rrg_trl.modeling.adapters import merge_adapters, split_adapters
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import torch
 from reward_server.client import RewardServerUnavailable
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
 from rrg_trl import grpo
-from rrg_trl.model_utils import adapter_chain
+from rrg_trl.modeling.adapters import adapter_chain
 from tests.reward_server.live import FaultyScorer, LiveServer
 from tests.rrg_trl.stage_helpers import (
     REPO,

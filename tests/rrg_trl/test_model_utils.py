@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from rrg_trl.configs import RRGScriptArguments
-from rrg_trl.model_utils import BASE_MODEL_DIR, adapter_chain, get_peft_config, get_policy, is_adapter_dir
+from rrg_trl.model_utils import BASE_MODEL_DIR, get_peft_config, get_policy
+from rrg_trl.modeling.adapters import adapter_chain, is_adapter_dir
 from tests.rrg_trl.stage_helpers import logged, run_stage, stage_argv
 
 
