@@ -12,7 +12,7 @@ import asyncio
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from reward_server.composite import SCORE_KEYS, to_reward
@@ -33,9 +33,7 @@ class BackendConfig:
 
     @classmethod
     def from_env(cls) -> BackendConfig:
-        return cls(
-            **read_env(("urls", "api_key", "timeout_s", "retry_budget_s", "model_dir", "device", "ray"))
-        )
+        return cls(**read_env(tuple(f.name for f in fields(cls))))
 
 
 class ScoringBackend:
