@@ -17,6 +17,7 @@ from typing import Any
 
 from reward_server.composite import SCORE_KEYS, to_reward
 from reward_server.env import DEFAULT_URL, read_env
+from reward_server.texts import check_texts
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,6 @@ def shared() -> ScoringBackend:
 
 def check_references(refs: Any, n: int, name: str) -> list[str]:
     """``refs`` as a list of ``n`` strings, or ValueError naming the index / the length."""
-    from reward_server.texts import check_texts
-
     refs = check_texts(refs, name)
     if len(refs) != n:
         raise ValueError(f"{name} has {len(refs)} items for {n} completions")
