@@ -290,7 +290,8 @@ def check_random_weights(
         _refuse_stray_component_markers(root)
         return None
     marker, listed, extracted = _read_marker(path)
-    if verify and read_checksums(root) and RANDOM_WEIGHTS_FILE not in read_checksums(root):
+    checksums = read_checksums(root) if verify else {}
+    if checksums and RANDOM_WEIGHTS_FILE not in checksums:
         raise ModelFilesError(f"{path} is not covered by {root / CHECKSUMS}: it was added or edited by hand")
     known = {**listed, **{m: d for members in extracted.values() for m, d in members.items()}}
     verified = verified or {}

@@ -315,6 +315,11 @@ def _stop_on_signals() -> threading.Event:
 
 
 # ---------------------------------------------------------------------- callers inside the cluster
+def _app_name(app_name: str | None) -> str:
+    """``app_name``, else ``RRG_REWARD_RAY_APP``, else the default application name."""
+    return app_name or os.environ.get(ENV_APP_NAME) or APP_NAME
+
+
 def get_scorer_handle(app_name: str | None = None):
     """The deployment's Serve handle: ``await handle.score.remote(hyps, refs)`` -> RadCliQScorer rows.
 
@@ -325,7 +330,7 @@ def get_scorer_handle(app_name: str | None = None):
 
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS", "auto"))
-    return serve.get_app_handle(app_name or os.environ.get(ENV_APP_NAME) or APP_NAME)
+    return serve.get_app_handle(_app_name(app_name))
 
 
 def use_ray_handle(value: str | None = None) -> bool:
@@ -493,8 +498,9 @@ class RayRewardClient(_HandleClient):
             except Exception as e:
                 last = f"{type(e).__name__}: {e}"
             if time.monotonic() >= deadline:
-                name = self.app_name or os.environ.get(ENV_APP_NAME) or APP_NAME
-                raise RewardServerUnavailable(f"Ray Serve app {name!r} not ready after {timeout:g}s: {last}")
+                raise RewardServerUnavailable(
+                    f"Ray Serve app {_app_name(self.app_name)!r} not ready after {timeout:g}s: {last}"
+                )
             time.sleep(interval)
 
 

@@ -45,7 +45,8 @@ from reward_server.client import (
     scorer_random_weights,
 )
 from reward_server.composite import SCORE_KEYS, to_reward
-from reward_server.env import DEFAULT_URL, read_env, split_urls
+from reward_server.env import read_env, split_urls
+from reward_server.integrations.scoring import BackendConfig
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
 
 logger = logging.getLogger(__name__)
@@ -61,18 +62,12 @@ class RewardComputationError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RewardConfig:
-    """Where and how rewards are computed."""
+class RewardConfig(BackendConfig):
+    """Where and how rewards are computed: the integrations' backend fields (``model_dir`` scores in-process,
+    ``ray`` calls the Ray Serve handle) plus the training side's."""
 
-    urls: tuple[str, ...] = (DEFAULT_URL,)
-    api_key: str | None = None
-    timeout_s: float = 300.0
-    retry_budget_s: float = 600.0
     reference_column: str = "report"
-    model_dir: str | None = None  # score in-process with RadCliQScorer instead of calling a server
-    device: str | None = None
     max_consecutive_failures: int = 5
-    ray: bool = False  # call the Ray Serve handle (inside the Ray cluster) instead of HTTP
     ray_app: str | None = None  # the Serve application's name (default rrg-reward)
 
     @classmethod

@@ -12,11 +12,12 @@ import asyncio
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from reward_server.composite import SCORE_KEYS, to_reward
 from reward_server.env import DEFAULT_URL, read_env
+from reward_server.texts import check_texts
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,7 @@ class BackendConfig:
 
     @classmethod
     def from_env(cls) -> BackendConfig:
-        return cls(
-            **read_env(("urls", "api_key", "timeout_s", "retry_budget_s", "model_dir", "device", "ray"))
-        )
+        return cls(**read_env(tuple(f.name for f in fields(cls))))
 
 
 class ScoringBackend:
@@ -119,8 +118,6 @@ def shared() -> ScoringBackend:
 
 def check_references(refs: Any, n: int, name: str) -> list[str]:
     """``refs`` as a list of ``n`` strings, or ValueError naming the index / the length."""
-    from reward_server.texts import check_texts
-
     refs = check_texts(refs, name)
     if len(refs) != n:
         raise ValueError(f"{name} has {len(refs)} items for {n} completions")
