@@ -173,9 +173,7 @@ class EvaluateConfig:
 
     def decoding(self) -> dict[str, Any]:
         """The settings of the evaluated (table) reports; the image ablation decodes the same way."""
-        from rrg_trl.evaluation.decoding import decoding_kwargs
-
-        return decoding_kwargs(
+        return dict(
             do_sample=self.do_sample,
             num_beams=self.num_beams,
             no_repeat_ngram_size=self.no_repeat_ngram_size,

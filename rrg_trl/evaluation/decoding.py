@@ -22,23 +22,6 @@ DEGENERACY_LABELS = {
 }
 
 
-def decoding_kwargs(
-    *, do_sample: bool, num_beams: int, no_repeat_ngram_size: int, temperature: float, top_p: float
-) -> dict[str, Any]:
-    """The generation settings of the evaluated reports (passed to generate_reports as they are)."""
-    if num_beams < 1 or no_repeat_ngram_size < 0:
-        raise ValueError(
-            f"need num_beams >= 1 and no_repeat_ngram_size >= 0, got {num_beams}, {no_repeat_ngram_size}"
-        )
-    return dict(
-        do_sample=do_sample,
-        num_beams=num_beams,
-        no_repeat_ngram_size=no_repeat_ngram_size,
-        temperature=temperature,
-        top_p=top_p,
-    )
-
-
 def describe_decoding(settings: Mapping[str, Any], max_new_tokens: int) -> str:
     """E.g. ``beam search (3 beams), no repeated 3-gram, at most 64 new tokens``."""
     beams = settings.get("num_beams", 1)
