@@ -391,10 +391,10 @@ def paired_change(before_dir: Path, after_dir: Path) -> dict[str, Any]:
     """Per-study change of the evaluated reports' reward (after - before RL), with its paired standard error."""
     from rrg_trl.evaluate import SAMPLES_FILE
     from rrg_trl.evaluation.ablation import paired_gap
+    from rrg_trl.evaluation.hypotheses import read_jsonl
 
     def rewards(folder: Path) -> dict[str, float | None]:
-        lines = (folder / SAMPLES_FILE).read_text(encoding="utf-8").splitlines()
-        return {row["id"]: row.get("reward") for row in map(json.loads, lines)}
+        return {row["id"]: row.get("reward") for _, row in read_jsonl(folder / SAMPLES_FILE)}
 
     before, after = rewards(before_dir), rewards(after_dir)
     if before.keys() != after.keys():

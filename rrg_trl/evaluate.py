@@ -39,9 +39,8 @@ from reward_server.composite import to_reward
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
 from rrg_trl.data import DataConfig, load_dataset_from_config
 from rrg_trl.data.data_config import field_help
-from rrg_trl.evaluation.decoding import fmt_value
 from rrg_trl.evaluation.hypotheses import EvalSample, samples_from_jsonl
-from rrg_trl.evaluation.table import SYNTHETIC_NOTE, TABLE_KEYS, render_markdown
+from rrg_trl.evaluation.table import SYNTHETIC_NOTE, TABLE_KEYS, fmt_value, render_markdown
 from rrg_trl.metrics.degeneracy import DEGENERACY_KEYS
 
 logger = logging.getLogger(__name__)
@@ -173,9 +172,7 @@ class EvaluateConfig:
 
     def decoding(self) -> dict[str, Any]:
         """The settings of the evaluated (table) reports; the image ablation decodes the same way."""
-        from rrg_trl.evaluation.decoding import decoding_kwargs
-
-        return decoding_kwargs(
+        return dict(
             do_sample=self.do_sample,
             num_beams=self.num_beams,
             no_repeat_ngram_size=self.no_repeat_ngram_size,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rrg_trl.evaluation.table import fmt_change, fmt_value
 from rrg_trl.metrics.degeneracy import DEGENERACY_KEYS
 
 # (label, higher is better) for each degeneracy figure, in table order.
@@ -20,23 +21,6 @@ DEGENERACY_LABELS = {
     "repeated_trigram_fraction": ("repeated trigrams per report", False),
     "identical_report_share": ("studies given an identical report", False),
 }
-
-
-def decoding_kwargs(
-    *, do_sample: bool, num_beams: int, no_repeat_ngram_size: int, temperature: float, top_p: float
-) -> dict[str, Any]:
-    """The generation settings of the evaluated reports (passed to generate_reports as they are)."""
-    if num_beams < 1 or no_repeat_ngram_size < 0:
-        raise ValueError(
-            f"need num_beams >= 1 and no_repeat_ngram_size >= 0, got {num_beams}, {no_repeat_ngram_size}"
-        )
-    return dict(
-        do_sample=do_sample,
-        num_beams=num_beams,
-        no_repeat_ngram_size=no_repeat_ngram_size,
-        temperature=temperature,
-        top_p=top_p,
-    )
 
 
 def describe_decoding(settings: Mapping[str, Any], max_new_tokens: int) -> str:
@@ -53,11 +37,6 @@ def describe_decoding(settings: Mapping[str, Any], max_new_tokens: int) -> str:
     return f"{text}, at most {max_new_tokens} new tokens"
 
 
-def fmt_value(value: float | None) -> str:
-    """A metric for the printed summaries: 4 decimals, or n/a."""
-    return "n/a" if value is None else f"{value:.4f}"
-
-
 def degeneracy_lines(
     metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None = None, baseline_name: str = "baseline"
 ) -> list[str]:
@@ -70,11 +49,6 @@ def degeneracy_lines(
         row = [label, fmt_value(value)]
         if baseline is not None:
             base = baseline.get(key)
-            change = "n/a"
-            if value is not None and base is not None:
-                delta = value - base
-                better = delta > 0 if higher_is_better else delta < 0
-                change = f"{delta:+.4f}" + (" (better)" if better else " (worse)" if delta else "")
-            row += [fmt_value(base), change]
+            row += [fmt_value(base), fmt_change(value, base, higher_is_better)]
         lines.append("| " + " | ".join(row) + " |")
     return lines

@@ -45,12 +45,22 @@ TABLE_KEYS = tuple(m.key for m in TABLE_METRICS)
 SYNTHETIC_NOTE = "SYNTHETIC data: numbers show that the pipeline runs, not clinical quality"
 
 
-def _fmt(value: float | None, digits: int) -> str:
+def fmt_value(value: float | None, digits: int = 4) -> str:
+    """A metric for a table or a summary line: ``digits`` decimals, or n/a."""
     if value is None:
         return "n/a"
     if not math.isfinite(value):
         return str(value)
     return f"{value:.{digits}f}"
+
+
+def fmt_change(value: float | None, base: float | None, higher_is_better: bool, digits: int = 4) -> str:
+    """``value - base`` signed, marked (better) or (worse); n/a when either is missing."""
+    if value is None or base is None:
+        return "n/a"
+    delta = value - base
+    better = delta > 0 if higher_is_better else delta < 0
+    return f"{delta:+.{digits}f}" + (" (better)" if better else " (worse)" if delta else "")
 
 
 def render_markdown(
@@ -86,16 +96,10 @@ def render_markdown(
     lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|")
     for spec in TABLE_METRICS:
         value = metrics.get(spec.key)
-        row = [spec.group, spec.label, _fmt(value, digits)]
+        row = [spec.group, spec.label, fmt_value(value, digits)]
         if baseline is not None:
             base = baseline.get(spec.key)
-            if value is None or base is None:
-                change = "n/a"
-            else:
-                delta = value - base
-                better = delta > 0 if spec.higher_is_better else delta < 0
-                change = f"{delta:+.{digits}f}" + (" (better)" if better else " (worse)" if delta else "")
-            row += [_fmt(base, digits), change]
+            row += [fmt_value(base, digits), fmt_change(value, base, spec.higher_is_better, digits)]
         lines.append("| " + " | ".join(row) + " |")
     reasons = [f"- {key}: {why}" for key, why in unavailable.items() if key in TABLE_KEYS]
     if reasons:
