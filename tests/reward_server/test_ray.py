@@ -283,7 +283,9 @@ def test_killed_replica_is_replaced_and_no_request_is_lost(served, scorer):
             if i % 2:
                 c = RayRewardClient(retry_budget_s=120, max_error_retries=5)
             else:
-                c = RewardClient(served.url, api_key=KEY, retry_budget_s=120, max_error_retries=5)
+                # A request Serve's proxy had routed to the killed replica can hang there: a per-request
+                # timeout well under the budget makes the client retry it (docs/ray.md says to set one).
+                c = RewardClient(served.url, api_key=KEY, timeout=20, retry_budget_s=120, max_error_retries=5)
             results[i] = []
             for hyps, refs in plan:
                 results[i].append(c.score(hyps, refs))
