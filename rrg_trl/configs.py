@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from rrg_trl.data.data_config import field_help
 from rrg_trl.reward_guards import GUARDS
+from rrg_trl.rewards import REWARD_FUNCS, RewardConfig
 
 
 @dataclass
@@ -44,14 +45,10 @@ class SFTScriptArguments(RRGScriptArguments):
 
 
 @dataclass
-class RewardArguments:
-    """Where the RL rewards come from and how a failing reward server is handled.
-
-    Values left unset (``None``) fall back to the ``RRG_REWARD_*`` environment variables read by
-    :meth:`rrg_trl.rewards.RewardConfig.from_env`, then to its defaults, so one image / compose file can point
-    every recipe at its reward server. The API key is never written in a recipe: ``reward_api_key_env``
-    names the variable that holds it.
-    """
+class RewardArguments(RewardConfig):
+    """Which rewards an RL stage trains on, and the reward-hacking guards, over the reward settings it inherits
+    (:class:`rrg_trl.rewards.RewardConfig`: server URLs, key variable, timeouts, in-process scorer... each
+    left unset falls back to its ``RRG_REWARD_*`` variable). The stage passes this object down as it is."""
 
     reward_funcs: list[str] = field(
         default_factory=lambda: ["radcliq"],
@@ -60,50 +57,6 @@ class RewardArguments:
             "them), or a dotted import path 'pkg.module.func'. Weights: the trainer's reward_weights."
         ),
     )
-    log_reward_components: bool = field(
-        default=True,
-        metadata=field_help(
-            "Also log the RadCliQ components (radgraph, bertscore, semb, bleu2) as rewards/<name>/mean, "
-            "as weight-0 rewards from the same request."
-        ),
-    )
-    reward_urls: list[str] | None = field(
-        default=None,
-        metadata=field_help("Reward server URL(s); several = replicas (default: $RRG_REWARD_URLS)."),
-    )
-    reward_ray: bool | None = field(
-        default=None,
-        metadata=field_help(
-            "Call the Ray Serve reward deployment's handle instead of HTTP, when training inside its Ray "
-            "cluster (rrg-reward serve --ray; default: $RRG_REWARD_RAY)."
-        ),
-    )
-    reward_api_key_env: str = field(
-        default="RRG_REWARD_API_KEY",
-        metadata=field_help("Environment variable holding the server's bearer token."),
-    )
-    reward_timeout_s: float | None = field(
-        default=None, metadata=field_help("Per-request timeout in seconds.")
-    )
-    reward_retry_budget_s: float | None = field(
-        default=None,
-        metadata=field_help(
-            "How long one batch may keep retrying an unreachable server before training stops."
-        ),
-    )
-    reward_max_consecutive_failures: int | None = field(
-        default=None,
-        metadata=field_help(
-            "Batches in a row the server may fail to score (they get no reward) before training stops."
-        ),
-    )
-    reward_reference_column: str | None = field(
-        default=None, metadata=field_help("Dataset column with the reference report (default: report).")
-    )
-    reward_model_dir: str | None = field(
-        default=None, metadata=field_help("Score in-process from this scorer directory instead of a server.")
-    )
-    reward_device: str | None = field(default=None, metadata=field_help("Device of the in-process scorer."))
     reward_wait_timeout_s: float = field(
         default=300.0,
         metadata=field_help(
@@ -133,6 +86,7 @@ class RewardArguments:
     )
 
     def __post_init__(self):
+        super().__post_init__()
         if list(self.reward_guards) == ["none"]:  # the command-line spelling of an empty list
             self.reward_guards = []
         unknown = [g for g in self.reward_guards if g not in GUARDS]
@@ -140,12 +94,10 @@ class RewardArguments:
             raise ValueError(f"unknown reward guard(s) {unknown}; available: {list(GUARDS)}")
         if not self.reward_funcs:
             raise ValueError("reward_funcs is empty: name at least one reward (e.g. radcliq)")
-        from rrg_trl.rewards import COMPONENTS
-
-        unknown = [n for n in self.reward_funcs if n not in COMPONENTS and "." not in n]
+        unknown = [n for n in self.reward_funcs if n not in REWARD_FUNCS and "." not in n]
         if unknown:
             raise ValueError(
-                f"unknown reward_funcs {unknown}: use any of {list(COMPONENTS)} or a dotted import path "
+                f"unknown reward_funcs {unknown}: use any of {list(REWARD_FUNCS)} or a dotted import path "
                 "'pkg.module.func'"
             )
 

@@ -494,7 +494,8 @@ def _train_and_evaluate(
     config: DemoConfig, paths: dict[str, Path], server, timing: dict[str, float]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tiny policy -> SFT -> evaluation before RL -> GRPO on the server's reward -> evaluation after RL."""
-    from reward_server import RadCliQScorer
+    from reward_server.env import RewardSettings
+    from reward_server.integrations.scoring import open_backend
     from rrg_trl.data import DataConfig
     from rrg_trl.modeling import make_tiny_policy
 
@@ -509,8 +510,9 @@ def _train_and_evaluate(
     with _timed(timing, "server_ready_wait_s"):
         waited = server.wait_ready(config.server_timeout_s)
     _say(f"reward server ready at {server.url} (waited {waited:.1f}s more after SFT)")
-    scorer = RadCliQScorer.from_pretrained(paths["scorer_models"], device="cpu")
-    evaluate = functools.partial(_evaluate, config, DataConfig.from_dict(test_data), scorer)
+    reward = {"reward_model_dir": str(paths["scorer_models"]), "reward_device": "cpu"}
+    scorer = open_backend(RewardSettings(**reward))  # loaded once, for both evaluations
+    evaluate = functools.partial(_evaluate, config, DataConfig.from_dict(test_data), scorer, **reward)
     with _timed(timing, "eval_before_rl_s"):
         _say(f"evaluating the SFT policy on {config.num_test} held-out studies (before RL)")
         before = evaluate(paths["sft"], paths["eval_before_rl"], "before RL (SFT)", [paths["sft"]])

@@ -1,9 +1,9 @@
 """Evaluate a policy (or existing outputs) on a split with the full report-generation table.
 
-    rrg-trl evaluate --model_name_or_path outputs/grpo --scorer_model_dir models/scorer \\
+    rrg-trl evaluate --model_name_or_path outputs/grpo --reward_model_dir models/scorer \\
         --dataset iu_xray --annotation_path ../shared/data/iu_xray/r2gen_annotation.json --image_root ... \\
         --baseline outputs/eval-sft --training_runs outputs/sft outputs/grpo
-    rrg-trl evaluate --hypotheses_file outputs/eval/samples.jsonl --scorer_model_dir models/scorer
+    rrg-trl evaluate --hypotheses_file outputs/eval/samples.jsonl --reward_model_dir models/scorer
 
 Batched generation (progress bar) with the policy loaded from a path (a full model, or a LoRA adapter on its
 base), or hypotheses from a JSONL file; then BLEU-1..4, METEOR, ROUGE-L, CIDEr, RadGraph F1 (partial /
@@ -28,7 +28,6 @@ import functools
 import json
 import logging
 import math
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from reward_server.composite import to_reward
+from reward_server.env import RewardSettings
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
 from rrg_trl.data import DataConfig, load_dataset_from_config
 from rrg_trl.data.data_config import field_help
@@ -60,9 +60,16 @@ SOURCE_DESCRIPTIONS = {
 }
 
 
+def _aliased(name: str, old: str) -> Any:
+    """The :class:`RewardSettings` field ``name``, also spelled ``--old`` (HfArgumentParser's ``aliases``)."""
+    inherited = RewardSettings.__dataclass_fields__[name]
+    return field(default=None, metadata={**inherited.metadata, "aliases": [f"--{old}"]})
+
+
 @dataclass
-class EvaluateConfig:
-    """What to evaluate, how to generate, how to score, and where to write (field names avoid DataConfig's)."""
+class EvaluateConfig(RewardSettings):
+    """What to evaluate, how to generate, how to score (the reward settings: in-process scorer directory or
+    server URLs), and where to write (field names avoid DataConfig's)."""
 
     model_name_or_path: str | None = field(
         default=None,
@@ -82,20 +89,10 @@ class EvaluateConfig:
         metadata=field_help("Reference field of hypotheses_file (else looked up by 'id')."),
     )
     eval_split: str = field(default="test", metadata=field_help("Split to evaluate (train, val, test)."))
-    scorer_model_dir: str | None = field(
-        default=None,
-        metadata=field_help("RadCliQ model directory (rrg-reward make-tiny / download): in-process."),
-    )
-    reward_url: str | None = field(
-        default=None,
-        metadata=field_help("Score through a running reward server instead (RadCliQ features only)."),
-    )
-    reward_api_key_env: str | None = field(
-        default=None, metadata=field_help("Environment variable holding the reward server's API key.")
-    )
-    scorer_device: str | None = field(
-        default=None, metadata=field_help("Device of the scorer (default: cuda if any).")
-    )
+    # The reward settings (inherited) under their old evaluate names too, as flags and YAML keys.
+    reward_urls: list[str] | None = _aliased("reward_urls", "reward_url")
+    reward_model_dir: str | None = _aliased("reward_model_dir", "scorer_model_dir")
+    reward_device: str | None = _aliased("reward_device", "scorer_device")
     output_dir: str = field(default="outputs/eval", metadata=field_help("Where the outputs are written."))
     run_name: str | None = field(
         default=None, metadata=field_help("Name in titles (default: the policy's directory).")
@@ -145,6 +142,7 @@ class EvaluateConfig:
     progress: bool = field(default=True, metadata=field_help("Show progress bars."))
 
     def __post_init__(self):
+        super().__post_init__()
         if (self.model_name_or_path is None) == (self.hypotheses_file is None):
             raise ValueError(
                 "give exactly one of model_name_or_path (generate) or hypotheses_file (score outputs)"
@@ -184,7 +182,14 @@ class EvaluateConfig:
 def make_parser():
     from trl import TrlParser
 
-    return TrlParser((EvaluateConfig, DataConfig), prog="rrg-trl evaluate", allow_abbrev=False)
+    class Parser(TrlParser):
+        """Takes a field's aliases (its old names) as YAML keys too, as argparse takes them as flags."""
+
+        def set_defaults_with_config(self, **config):
+            names = {o[2:]: a.dest for a in self._actions for o in a.option_strings if o.startswith("--")}
+            return super().set_defaults_with_config(**{names.get(k, k): v for k, v in config.items()})
+
+    return Parser((EvaluateConfig, DataConfig), prog="rrg-trl evaluate", allow_abbrev=False)
 
 
 def load_baseline(path: str | Path) -> tuple[dict, Path]:
@@ -370,17 +375,16 @@ def _sampled_reward(
 
 
 def _make_scorer(config: EvaluateConfig):
-    if config.scorer_model_dir is not None:
-        from reward_server import RadCliQScorer
+    """``(scorer, None)`` in-process, or ``(None, client)`` for a server / the Ray Serve handle."""
+    from reward_server.integrations.scoring import open_backend
 
-        return RadCliQScorer.from_pretrained(config.scorer_model_dir, device=config.scorer_device), None
-    if config.reward_url is not None:
-        from reward_server.client import RewardClient
-
-        api_key = os.environ.get(config.reward_api_key_env) if config.reward_api_key_env else None
-        return None, RewardClient(config.reward_url, api_key=api_key)
+    if config.reward_model_dir:
+        return open_backend(config), None
+    if config.reward_urls or config.reward_ray:
+        return None, open_backend(config)
     raise ValueError(
-        "no scorer: give scorer_model_dir (in-process RadCliQ models) or reward_url (a running server)"
+        "no scorer: give reward_model_dir (--scorer_model_dir: in-process RadCliQ models) or reward_urls "
+        "(--reward_url: a running server)"
     )
 
 

@@ -78,11 +78,11 @@ def check_model_path(field: str, value: str | None) -> None:
 def check_rewards(script_args: Any, reward_weights: Any) -> None:
     """Each reward name is known or an importable dotted path; one weight per reward."""
     from rrg_trl.reward_setup import import_reward
-    from rrg_trl.rewards import COMPONENTS
+    from rrg_trl.rewards import registered_name
 
     names = list(script_args.reward_funcs)
     for name in names:
-        if name not in COMPONENTS:
+        if not registered_name(name):
             try:
                 import_reward(name)
             except ValueError as error:

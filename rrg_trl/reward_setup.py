@@ -1,10 +1,10 @@
 """The reward functions of an RL stage, built from its :class:`~rrg_trl.configs.RewardArguments`.
 
-Names from :data:`rrg_trl.rewards.REWARD_FUNCS` (``radcliq`` and its components) share one
-:class:`~rrg_trl.rewards.RadCliQRewards`, i.e. one scoring request per batch; anything else is a dotted import
-path, as in TRL's and open-r1's scripts. The first reward is wrapped by the reward-hacking guards. When a RadCliQ
-reward is used, the components not already requested are appended with weight 0 so TRL logs them
-(``rewards/<name>/mean``) at no extra cost: they come from the same request.
+Names in :data:`rrg_trl.rewards.REWARD_FUNCS` (``radcliq`` and its components, also spelled
+``rrg_trl.rewards.<name>``) share one :class:`~rrg_trl.rewards.RadCliQRewards`, i.e. one scoring request per
+batch, which also logs the components nobody trains on (``rewards/<name>/mean``) through TRL's ``log_metric`` /
+``log_extra`` hooks; anything else is a dotted import path, as in TRL's and open-r1's scripts. The first reward
+is wrapped by the reward-hacking guards.
 """
 
 from __future__ import annotations
@@ -18,38 +18,16 @@ from typing import Any
 
 from rrg_trl.configs import RewardArguments
 from rrg_trl.reward_guards import GuardConfig, RewardGuard
-from rrg_trl.rewards import COMPONENTS, RadCliQRewards, RewardConfig
+from rrg_trl.rewards import REWARD_FUNCS, RadCliQRewards, RewardConfig, registered_name
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_API_KEY_ENV = "RRG_REWARD_API_KEY"
-
-
-def reward_config(args: RewardArguments) -> RewardConfig:
-    """Recipe values over ``RRG_REWARD_*`` environment variables over defaults."""
-    api_key = os.environ.get(args.reward_api_key_env) or None
-    if api_key is None and args.reward_api_key_env != DEFAULT_API_KEY_ENV:
-        raise ValueError(
-            f"reward_api_key_env={args.reward_api_key_env!r}, but that environment variable is not set"
-        )
-    return RewardConfig.from_env(
-        urls=tuple(args.reward_urls) if args.reward_urls else None,
-        api_key=api_key,
-        timeout_s=args.reward_timeout_s,
-        retry_budget_s=args.reward_retry_budget_s,
-        reference_column=args.reward_reference_column,
-        model_dir=args.reward_model_dir,
-        device=args.reward_device,
-        max_consecutive_failures=args.reward_max_consecutive_failures,
-        ray=args.reward_ray,
-    )
 
 
 def import_reward(path: str) -> Callable[..., Any]:
     """``pkg.module.func`` -> the function (the working directory is importable, like TRL's scripts)."""
     if "." not in path:
         raise ValueError(
-            f"unknown reward {path!r}: use one of {list(COMPONENTS)} or a dotted import path 'pkg.module.func'"
+            f"unknown reward {path!r}: use one of {list(REWARD_FUNCS)} or a dotted import path 'pkg.module.func'"
         )
     module_name, attr = path.rsplit(".", 1)
     if os.getcwd() not in sys.path:
@@ -65,23 +43,24 @@ def import_reward(path: str) -> Callable[..., Any]:
 
 
 def wait_for_reward_server(
-    config: RewardConfig, timeout_s: float, refused_give_up_s: float | None = None, key_env: str = ""
+    config: RewardConfig, timeout_s: float, refused_give_up_s: float | None = None
 ) -> dict | None:
     """Fail fast, before the policy is loaded, when no reward server answers ``/ready`` (saying that it waits,
     with progress) or the server rejects the API key (checked on the authenticated ``/v1/info``, whose
     answer is returned: the server's limits)."""
-    if config.model_dir or timeout_s <= 0:
+    if config.reward_model_dir or timeout_s <= 0:
         return None
-    if config.ray:
+    if config.reward_ray:
         from reward_server.ray import RayRewardClient
 
         logger.info("waiting up to %.0fs for the Ray Serve reward deployment", timeout_s)
-        RayRewardClient(config.ray_app).wait_until_ready(timeout=timeout_s)
+        RayRewardClient(config.reward_ray_app).wait_until_ready(timeout=timeout_s)
         return None
     from reward_server.client import RewardClient, RewardRequestError
 
-    logger.info("waiting up to %.0fs for the reward server(s) %s", timeout_s, list(config.urls))
-    with RewardClient(list(config.urls), api_key=config.api_key, retry_budget_s=30.0) as client:
+    logger.info("waiting up to %.0fs for the reward server(s) %s", timeout_s, config.urls)
+    key_env = config.reward_api_key_env
+    with RewardClient(config.urls, api_key=config.api_key, retry_budget_s=30.0) as client:
         client.wait_until_ready(
             timeout=timeout_s, refused_give_up_s=refused_give_up_s, progress=logger.warning
         )
@@ -92,13 +71,13 @@ def wait_for_reward_server(
                 raise
             given = f"the key in ${key_env}" if config.api_key else f"no key (${key_env} is unset)"
             raise ValueError(
-                f"the reward server rejected {given} (HTTP {error.status}: {error.detail}): set {key_env or 'the key variable'} "
+                f"the reward server rejected {given} (HTTP {error.status}: {error.detail}): set {key_env} "
                 "to the server's API key (rrg-reward serve --api-key-env)"
             ) from None
 
 
 def uses_radcliq(args: RewardArguments) -> bool:
-    return any(name in COMPONENTS for name in args.reward_funcs)
+    return any(registered_name(name) for name in args.reward_funcs)
 
 
 def prepare_rewards(args: RewardArguments) -> RadCliQRewards | None:
@@ -106,11 +85,8 @@ def prepare_rewards(args: RewardArguments) -> RadCliQRewards | None:
     server answers: done before the policy is loaded, so a wrong URL or key fails in seconds, not minutes."""
     if not uses_radcliq(args):
         return None
-    config = reward_config(args)
-    info = wait_for_reward_server(
-        config, args.reward_wait_timeout_s, args.reward_refused_give_up_s, args.reward_api_key_env
-    )
-    rewards = RadCliQRewards(config)
+    info = wait_for_reward_server(args, args.reward_wait_timeout_s, args.reward_refused_give_up_s)
+    rewards = RadCliQRewards(args)
     rewards.server_info = info
     return rewards
 
@@ -122,17 +98,18 @@ def build_reward_funcs(
     *,
     rewards: RadCliQRewards | None = None,
 ) -> tuple[list[Callable[..., Any]], list[float]]:
-    """``(reward_funcs, reward_weights)`` for the trainer; ``reward_weights`` (the trainer's own setting)
-    gives one weight per entry of ``args.reward_funcs``, and logged-only components get weight 0."""
+    """``(reward_funcs, reward_weights)`` for the trainer, one weight per entry of ``args.reward_funcs``
+    (``reward_weights``, the trainer's own setting, or 1 each)."""
     names = list(args.reward_funcs)
     if reward_weights is not None and len(reward_weights) != len(names):
         raise ValueError(
             f"reward_weights has {len(reward_weights)} values for {len(names)} reward_funcs {names}"
         )
-    radcliq = uses_radcliq(args)
-    if radcliq and rewards is None:
-        rewards = RadCliQRewards(reward_config(args))
-    funcs = [rewards.reward_func(n) if n in COMPONENTS else import_reward(n) for n in names]
+    if rewards is None and uses_radcliq(args):
+        rewards = RadCliQRewards(args)
+    funcs = [
+        rewards.reward_func(registered_name(n)) if registered_name(n) else import_reward(n) for n in names
+    ]
     weights = [float(w) for w in reward_weights] if reward_weights is not None else [1.0] * len(names)
     if args.reward_guards:
         guard = GuardConfig(
@@ -144,11 +121,6 @@ def build_reward_funcs(
             stop_token_ids=frozenset(stop_token_ids),
         )
         funcs[0] = RewardGuard(funcs[0], guard).wrap()
-    if radcliq and args.log_reward_components:
-        for name in COMPONENTS:
-            if name not in names:
-                funcs.append(rewards.reward_func(name))
-                weights.append(0.0)
     return funcs, weights
 
 

@@ -29,13 +29,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from reward_server.client import (
     AsyncRewardClient,
@@ -45,8 +46,8 @@ from reward_server.client import (
     scorer_random_weights,
 )
 from reward_server.composite import SCORE_KEYS, to_reward
-from reward_server.env import read_env, split_urls
-from reward_server.integrations.scoring import BackendConfig
+from reward_server.env import RewardSettings, setting
+from reward_server.integrations.scoring import open_backend
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
 
 logger = logging.getLogger(__name__)
@@ -61,29 +62,31 @@ class RewardComputationError(RuntimeError):
     """Rewards could not be computed for too many batches in a row: training must stop."""
 
 
-@dataclass(frozen=True)
-class RewardConfig(BackendConfig):
-    """Where and how rewards are computed: the integrations' backend fields (``model_dir`` scores in-process,
-    ``ray`` calls the Ray Serve handle) plus the training side's."""
+@dataclass
+class RewardConfig(RewardSettings):
+    """The reward settings (:class:`reward_server.env.RewardSettings`: where rewards come from, defaults from
+    ``RRG_REWARD_*``) plus what the TRL reward functions need: the reference column, how many failed batches in
+    a row stop training, and whether the RadCliQ components are logged beside the trained rewards."""
 
-    reference_column: str = "report"
-    max_consecutive_failures: int = 5
-    ray_app: str | None = None  # the Serve application's name (default rrg-reward)
+    FALLBACKS: ClassVar[dict[str, Any]] = {
+        **RewardSettings.FALLBACKS,
+        "reward_reference_column": "report",
+        "reward_max_consecutive_failures": 5,
+    }
 
-    @classmethod
-    def from_env(cls, **overrides: Any) -> RewardConfig:
-        """Defaults, then ``RRG_REWARD_*`` variables, then keyword arguments."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(overrides) - known
-        if unknown:
-            raise TypeError(f"unknown reward config keys {sorted(unknown)}; known: {sorted(known)}")
-        values = read_env(tuple(known))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        if isinstance(values.get("urls"), str):
-            values["urls"] = split_urls(values["urls"])
-        elif "urls" in values:
-            values["urls"] = tuple(values["urls"])
-        return replace(cls(), **values)
+    reward_reference_column: str | None = setting(
+        "Dataset column with the reference report (default: $RRG_REWARD_REFERENCE_COLUMN, else report)."
+    )
+    reward_max_consecutive_failures: int | None = setting(
+        "Batches in a row the server may fail to score (they get no reward) before training stops (default 5)."
+    )
+    log_reward_components: bool = field(
+        default=True,
+        metadata={
+            "help": "Also log RadCliQ and its components (radgraph, bertscore, semb, bleu2) not trained on as "
+            "rewards/<name>/mean and completions-table columns, from the same scoring request."
+        },
+    )
 
 
 def completion_text(completion: Any, index: int = 0) -> str:
@@ -117,24 +120,12 @@ class RadCliQRewards:
         scorer: Any = None,
         client: Any = None,
     ):
-        self.config = config or RewardConfig.from_env()
-        if scorer is None and client is None and self.config.model_dir:
-            from reward_server import RadCliQScorer
-
-            scorer = RadCliQScorer.from_pretrained(self.config.model_dir, device=self.config.device)
+        self.config = config or RewardConfig()
+        if scorer is None and client is None:
+            backend = open_backend(self.config, asynchronous=True)
+            scorer, client = (backend, None) if self.config.reward_model_dir else (None, backend)
         self.scorer = scorer
         self.client = client
-        if scorer is None and client is None and self.config.ray:
-            from reward_server.ray import AsyncRayRewardClient
-
-            self.client = AsyncRayRewardClient(self.config.ray_app, retry_budget_s=self.config.retry_budget_s)
-        elif scorer is None and client is None:
-            self.client = AsyncRewardClient(
-                list(self.config.urls),
-                api_key=self.config.api_key,
-                timeout=self.config.timeout_s,
-                retry_budget_s=self.config.retry_budget_s,
-            )
         # The scorer is not thread-safe: in-process scoring runs in one dedicated thread.
         self._executor = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="rrg-reward") if scorer else None
@@ -144,12 +135,14 @@ class RadCliQRewards:
         self.requests = 0  # scoring calls made (tests check the sharing)
         self.random_weights: bool | None = None  # known after the first scored batch
         self.server_info: dict | None = None  # the server's /v1/info, when it was checked before training
+        self.trained: set[str] = set()  # names the trainer logs itself; the other components are logged here
 
     # ------------------------------------------------------------------ reward functions
     def reward_func(self, component: str = "radcliq") -> Callable[..., Any]:
         """An async TRL reward function for ``radcliq`` (returns -RadCliQ) or one component."""
         if component not in COMPONENTS:
             raise ValueError(f"unknown reward {component!r}; available: {list(COMPONENTS)}")
+        self.trained.add(component)
 
         async def reward(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
             return await self.compute(component, completions, kwargs)
@@ -161,18 +154,33 @@ class RadCliQRewards:
     async def compute(
         self, component: str, completions: Sequence[Any], columns: dict[str, Any]
     ) -> list[float | None]:
+        self.trained.add(component)
         rows = await self.score(
             completions,
             self._references(columns, len(completions)),
             log_metric=columns.get("log_metric"),
             ids=columns.get("id"),
+            log_extra=columns.get("log_extra"),
         )
-        if component == "radcliq":
-            return [None if r is None else to_reward(r["radcliq"]) for r in rows]
-        return [None if r is None else r[component] for r in rows]
+        return _values(rows, component)
+
+    def _log_components(self, rows: list[dict | None], log_metric: Any, log_extra: Any) -> None:
+        """Through TRL's reward-function hooks, once per scoring request: each component nobody trains on as
+        ``rewards/<name>/mean`` (the name TRL gives a trained reward's mean) and as a completions-table column."""
+        if not self.config.log_reward_components:
+            return
+        for name in COMPONENTS:
+            if name in self.trained:
+                continue
+            values = _values(rows, name)
+            good = [v for v in values if v is not None and math.isfinite(v)]
+            if log_metric is not None and good:
+                log_metric(f"rewards/{name}/mean", sum(good) / len(good))
+            if log_extra is not None:
+                log_extra(name, values)
 
     def _references(self, columns: dict[str, Any], n: int) -> list[str]:
-        col = self.config.reference_column
+        col = self.config.reward_reference_column
         if col not in columns:
             available = sorted(k for k, v in columns.items() if isinstance(v, list))
             raise KeyError(
@@ -196,15 +204,16 @@ class RadCliQRewards:
         references: Sequence[str],
         log_metric: Callable[[str, float], None] | None = None,
         ids: Sequence[str] | None = None,
+        log_extra: Callable[[str, list], None] | None = None,
     ) -> list[dict | None]:
-        """Score rows for the batch; concurrent calls with the same texts share one request. ``ids`` (the
-        studies) name the culprit when the server refuses the data."""
+        """Score rows for the batch; concurrent calls with the same texts share one request (which logs the
+        components once). ``ids`` (the studies) name the culprit when the server refuses the data."""
         texts = [completion_text(c, i) for i, c in enumerate(completions)]
         key = (tuple(texts), tuple(references))
         loop = asyncio.get_running_loop()
         entry = self._inflight.get(key)
         if entry is None or entry[0] is not loop:
-            future = asyncio.ensure_future(self._fetch(texts, list(references), log_metric, ids))
+            future = asyncio.ensure_future(self._fetch(texts, list(references), log_metric, ids, log_extra))
             self._inflight[key] = (loop, future)
             future.add_done_callback(functools.partial(self._forget_failure, key))
             while len(self._inflight) > 8:
@@ -227,6 +236,18 @@ class RadCliQRewards:
         references: list[str],
         log_metric: Callable[[str, float], None] | None,
         ids: Sequence[str] | None = None,
+        log_extra: Callable[[str, list], None] | None = None,
+    ) -> list[dict | None]:
+        rows = await self._request(texts, references, log_metric, ids)
+        self._log_components(rows, log_metric, log_extra)
+        return rows
+
+    async def _request(
+        self,
+        texts: list[str],
+        references: list[str],
+        log_metric: Callable[[str, float], None] | None,
+        ids: Sequence[str] | None,
     ) -> list[dict | None]:
         start = time.perf_counter()
         self.requests += 1
@@ -276,10 +297,10 @@ class RadCliQRewards:
         self._consecutive_failures += 1
         if log_metric is not None:
             log_metric("reward_server/failed", 1.0)
-        if self._consecutive_failures > self.config.max_consecutive_failures:
+        if self._consecutive_failures > self.config.reward_max_consecutive_failures:
             raise RewardComputationError(
                 f"RadCliQ rewards failed for {self._consecutive_failures} batches in a row "
-                f"(max_consecutive_failures={self.config.max_consecutive_failures}); last error: {error}"
+                f"(max_consecutive_failures={self.config.reward_max_consecutive_failures}); last error: {error}"
             ) from error
         logger.warning(
             "RadCliQ reward failed for a batch of %d completions (they get no reward, i.e. zero "
@@ -289,6 +310,13 @@ class RadCliQRewards:
             error,
         )
         return [None] * n
+
+
+def _values(rows: list[dict | None], name: str) -> list[float | None]:
+    """One reward per row: -RadCliQ for ``radcliq``, the component itself otherwise (None: not scored)."""
+    if name == "radcliq":
+        return [None if r is None else to_reward(r["radcliq"]) for r in rows]
+    return [None if r is None else r[name] for r in rows]
 
 
 def _raise_if_data(error: RewardRequestError, references: list[str], ids: Sequence[str] | None) -> None:
@@ -312,7 +340,7 @@ def _raise_if_data(error: RewardRequestError, references: list[str], ids: Sequen
 @functools.cache
 def _default() -> RadCliQRewards:
     """The module-level functions' shared instance, configured from the environment on first use."""
-    return RadCliQRewards(RewardConfig.from_env())
+    return RadCliQRewards(RewardConfig())
 
 
 async def radcliq(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
@@ -347,6 +375,12 @@ REWARD_FUNCS: dict[str, Callable[..., Any]] = {
     "semb": semb,
     "bleu2": bleu2,
 }
+
+
+def registered_name(name: str) -> str | None:
+    """The registry name of ``name`` or of its dotted path ``rrg_trl.rewards.<name>``; None for other rewards."""
+    short = name.removeprefix(f"{__name__}.")
+    return short if short in REWARD_FUNCS else None
 
 
 def get_reward_funcs(

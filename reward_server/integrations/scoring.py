@@ -12,63 +12,49 @@ import asyncio
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from typing import Any
 
 from reward_server.composite import SCORE_KEYS, to_reward
-from reward_server.env import DEFAULT_URL, read_env
+from reward_server.env import RewardSettings
 from reward_server.texts import check_texts
 
 
-@dataclass(frozen=True)
-class BackendConfig:
-    """Where rewards come from (defaults, then ``RRG_REWARD_*``)."""
+def open_backend(settings: RewardSettings, *, asynchronous: bool = False) -> Any:
+    """The one place settings become a backend: the in-process :class:`~reward_server.RadCliQScorer` (not
+    thread-safe), the Ray Serve handle's client, or the HTTP client (sync, or async for event loops)."""
+    if settings.reward_model_dir:
+        from reward_server import RadCliQScorer
 
-    urls: tuple[str, ...] = (DEFAULT_URL,)
-    api_key: str | None = None
-    timeout_s: float = 300.0
-    retry_budget_s: float = 600.0
-    model_dir: str | None = None
-    device: str | None = None
-    ray: bool = False  # RRG_REWARD_RAY=1: the Ray Serve deployment's handle (inside that Ray cluster)
+        return RadCliQScorer.from_pretrained(settings.reward_model_dir, device=settings.reward_device)
+    retry = {"retry_budget_s": settings.reward_retry_budget_s}
+    if settings.reward_ray:
+        from reward_server.ray import AsyncRayRewardClient, RayRewardClient
 
-    @classmethod
-    def from_env(cls) -> BackendConfig:
-        return cls(**read_env(tuple(f.name for f in fields(cls))))
+        return (AsyncRayRewardClient if asynchronous else RayRewardClient)(settings.reward_ray_app, **retry)
+    from reward_server.client import AsyncRewardClient, RewardClient
+
+    client = AsyncRewardClient if asynchronous else RewardClient
+    return client(settings.urls, api_key=settings.api_key, timeout=settings.reward_timeout_s, **retry)
 
 
 class ScoringBackend:
     """``score`` (sync, thread-safe) and ``ascore`` (any event loop) over the server or an in-process scorer."""
 
-    def __init__(self, config: BackendConfig):
+    def __init__(self, config: RewardSettings):
         self.config = config
         self._lock = threading.Lock()  # the in-process scorer is not thread-safe
         self._scorer = self._client = self._aclient = None
-        if config.model_dir:
-            from reward_server import RadCliQScorer
-
-            self._scorer = RadCliQScorer.from_pretrained(config.model_dir, device=config.device)
-        elif config.ray:
-            from reward_server.ray import AsyncRayRewardClient, RayRewardClient
-
-            self._client = RayRewardClient(retry_budget_s=config.retry_budget_s)
-            self._aclient = AsyncRayRewardClient(retry_budget_s=config.retry_budget_s)
+        if config.reward_model_dir:
+            self._scorer = open_backend(config)
         else:
-            from reward_server.client import AsyncRewardClient, RewardClient
-
-            kwargs = {
-                "api_key": config.api_key,
-                "timeout": config.timeout_s,
-                "retry_budget_s": config.retry_budget_s,
-            }
-            self._client = RewardClient(list(config.urls), **kwargs)
-            self._aclient = AsyncRewardClient(list(config.urls), **kwargs)
+            self._client = open_backend(config)
+            self._aclient = open_backend(config, asynchronous=True)
 
     @property
     def where(self) -> str:
         if self._scorer:
-            return f"in-process scorer {self.config.model_dir}"
-        return "the Ray Serve handle" if self.config.ray else f"reward server(s) {self.config.urls}"
+            return f"in-process scorer {self.config.reward_model_dir}"
+        return "the Ray Serve handle" if self.config.reward_ray else f"reward server(s) {self.config.urls}"
 
     def _score_locally(self, hyps: list[str], refs: list[str]) -> list[dict]:
         with self._lock:
@@ -112,7 +98,7 @@ def shared() -> ScoringBackend:
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = ScoringBackend(BackendConfig.from_env())
+            _shared = ScoringBackend(RewardSettings())
         return _shared
 
 

@@ -26,7 +26,7 @@ from reward_server.texts import check_pairs
 from rrg_trl.metrics import NLG_METRICS, compute_nlg_metrics
 
 SERVER_ONLY_REASON = (
-    "needs the scorer models in-process (--scorer_model_dir): the reward server's API returns only the four "
+    "needs the scorer models in-process (--reward_model_dir): the reward server's API returns only the four "
     "RadCliQ features, not RadGraph annotations or CheXbert labels"
 )
 RADGRAPH_LEVELS = ("radgraph_simple", "radgraph_partial", "radgraph_complete")
@@ -160,7 +160,7 @@ def score_reports(
         rows, info = _client_rows(client, hyps, refs, chunk_size, progress)
         hyp_feats = ref_feats = None
         details["reward"] = {
-            "source": f"reward server {', '.join(client.urls)}",
+            "source": f"reward server {', '.join(getattr(client, 'urls', ['(Ray Serve handle)']))}",
             "server_info": info,
             "random_weights": scorer_random_weights(info),
         }

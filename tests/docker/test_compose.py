@@ -170,11 +170,11 @@ def test_trainer_environment_configures_the_reward_client(config, monkeypatch):
         monkeypatch.delenv(var)
     for var, value in services["trainer"]["environment"].items():
         monkeypatch.setenv(var, value)
-    reward_config = RewardConfig.from_env()
+    reward_config = RewardConfig()
     assert reward_config.api_key == KEY
     port = parse_rrg_reward(services["reward"]["command"]).port
-    assert reward_config.urls
-    for url in reward_config.urls:
+    assert reward_config.reward_urls
+    for url in reward_config.reward_urls:
         parts = urlsplit(url)
         assert (parts.scheme, parts.hostname, parts.port) == ("http", "reward", port), url
 

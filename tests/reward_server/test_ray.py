@@ -237,8 +237,8 @@ def test_handle_rejects_bad_input_like_http(served):
 
 def test_trl_adapter_uses_the_handle_when_configured(served, monkeypatch):
     monkeypatch.setenv("RRG_REWARD_RAY", "1")
-    config = RewardConfig.from_env()
-    assert config.ray is True
+    config = RewardConfig()
+    assert config.reward_ray is True
     rewards = RadCliQRewards(config)
     assert isinstance(rewards.client, AsyncRayRewardClient)
     completions, refs = pool()[:4], pool()[4:8]

@@ -217,8 +217,8 @@ def test_after_the_demo_sft_the_policy_reads_the_image(
     summary = evaluate.main(
         evaluate.EvaluateConfig(
             model_name_or_path=str(tmp_path / "sft"),
-            scorer_model_dir=str(tiny_model_dir),
-            scorer_device="cpu",
+            reward_model_dir=str(tiny_model_dir),
+            reward_device="cpu",
             output_dir=str(tmp_path / "eval"),
             **settings,
         ),

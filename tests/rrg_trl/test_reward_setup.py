@@ -1,5 +1,5 @@
 """An RL stage's rewards from its arguments: configuration precedence, the registry and dotted paths,
-logged-only components, the guard on the first reward, and failing fast when no server answers."""
+components logged through TRL's hooks, the guard on the first reward, and failing fast when no server answers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from reward_server.client import RewardServerUnavailable
 from rrg_trl.configs import GRPOScriptArguments
-from rrg_trl.reward_setup import build_reward_funcs, prepare_rewards, reward_config, stop_token_ids
+from rrg_trl.reward_setup import build_reward_funcs, prepare_rewards, stop_token_ids
 from tests.reward_server.live import free_port, grpo_batch
 
 STOP = {2}
@@ -25,26 +25,24 @@ def test_recipe_over_environment_over_defaults(monkeypatch):
     monkeypatch.setenv("RRG_REWARD_URLS", "http://env:1,http://env:2")
     monkeypatch.setenv("RRG_REWARD_TIMEOUT_S", "7")
     monkeypatch.setenv("RRG_REWARD_API_KEY", "from-env")
-    config = reward_config(GRPOScriptArguments())
-    assert config.urls == ("http://env:1", "http://env:2") and config.timeout_s == 7.0
-    assert config.api_key == "from-env" and config.reference_column == "report"
-    config = reward_config(
-        GRPOScriptArguments(
-            reward_urls=["http://recipe:8000"],
-            reward_timeout_s=3,
-            reward_retry_budget_s=9,
-            reward_max_consecutive_failures=2,
-        )
+    config = GRPOScriptArguments()
+    assert config.reward_urls == ["http://env:1", "http://env:2"] and config.reward_timeout_s == 7.0
+    assert config.api_key == "from-env" and config.reward_reference_column == "report"
+    config = GRPOScriptArguments(
+        reward_urls=["http://recipe:8000"],
+        reward_timeout_s=3,
+        reward_retry_budget_s=9,
+        reward_max_consecutive_failures=2,
     )
-    assert config.urls == ("http://recipe:8000",) and config.timeout_s == 3 and config.retry_budget_s == 9
-    assert config.max_consecutive_failures == 2
+    assert config.reward_urls == ["http://recipe:8000"] and config.reward_timeout_s == 3
+    assert config.reward_retry_budget_s == 9 and config.reward_max_consecutive_failures == 2
     monkeypatch.setenv("MY_TOKEN", "secret")
-    assert reward_config(GRPOScriptArguments(reward_api_key_env="MY_TOKEN")).api_key == "secret"
+    assert GRPOScriptArguments(reward_api_key_env="MY_TOKEN").api_key == "secret"
 
 
 def test_a_named_but_missing_key_variable_is_an_error():
     with pytest.raises(ValueError, match="reward_api_key_env='NOT_SET_ANYWHERE'"):
-        reward_config(GRPOScriptArguments(reward_api_key_env="NOT_SET_ANYWHERE"))
+        prepare_rewards(GRPOScriptArguments(reward_api_key_env="NOT_SET_ANYWHERE"))
 
 
 def test_bad_arguments_are_clear_errors():
@@ -78,41 +76,62 @@ def test_dotted_path_reward_needs_no_server():
 def test_radcliq_with_logged_components_against_the_live_server(reward_server, stage_scorer):
     args = GRPOScriptArguments(reward_urls=[reward_server.url], guard_penalty=0.5)
     funcs, weights = build_reward_funcs(args, [2.0], STOP, rewards=prepare_rewards(args))
-    assert [f.__name__ for f in funcs] == ["radcliq", "radgraph", "bertscore", "semb", "bleu2"]
-    assert weights == [2.0, 0.0, 0.0, 0.0, 0.0] and hasattr(funcs[0], "guard")
-    assert not any(hasattr(f, "guard") for f in funcs[1:]), "only the weighted first reward is guarded"
+    assert [f.__name__ for f in funcs] == ["radcliq"] and weights == [2.0] and hasattr(funcs[0], "guard")
 
     hyps, refs = grpo_batch(1, group=4, seed=11)
     hyps[1] = ""  # an empty report: scored by the server, then penalised
     ids = [[5, 2], [2], [5, 6], [5, 2]]  # the third never finished: truncated
     requests_before = reward_server.state.batcher.stats.pairs
-
-    async def call_all():
-        return await asyncio.gather(
-            *(f(prompts=["p"] * 4, completions=hyps, completion_ids=ids, report=refs) for f in funcs)
-        )
-
-    radcliq, *components = asyncio.run(call_all())
+    metrics, extra = {}, {}
+    hooks = {"log_metric": metrics.__setitem__, "log_extra": extra.__setitem__}
+    radcliq = asyncio.run(
+        funcs[0](prompts=["p"] * 4, completions=hyps, completion_ids=ids, report=refs, **hooks)
+    )
     assert reward_server.state.batcher.stats.pairs - requests_before == 4, "one request serves all five"
     expected = stage_scorer.score(hyps, refs)
     penalty = [0.0, 0.5, 0.5, 0.0]
     assert radcliq == pytest.approx(
         [-e["radcliq"] - p for e, p in zip(expected, penalty, strict=True)], abs=1e-5
     )
-    for name, values in zip(["radgraph", "bertscore", "semb", "bleu2"], components, strict=True):
-        assert values == pytest.approx([e[name] for e in expected], abs=1e-5), name
+    for name in ["radgraph", "bertscore", "semb", "bleu2"]:  # what TRL would log for a weight-0 reward
+        assert extra[name] == pytest.approx([e[name] for e in expected], abs=1e-5), name
+        assert metrics[f"rewards/{name}/mean"] == pytest.approx(sum(e[name] for e in expected) / 4, abs=1e-5)
+    assert "rewards/radcliq/mean" not in metrics, "TRL logs the trained reward itself"
 
 
 def test_components_can_be_left_out_and_requested_ones_are_not_duplicated(reward_server):
     args = GRPOScriptArguments(
-        reward_urls=[reward_server.url], reward_funcs=["radcliq", "bleu2"], log_reward_components=True
+        reward_urls=[reward_server.url], reward_funcs=["bleu2", "rrg_trl.rewards.semb"], reward_guards=[]
     )
-    funcs, weights = build_reward_funcs(args, [1.0, 0.5], STOP)
-    assert [f.__name__ for f in funcs] == ["radcliq", "bleu2", "radgraph", "bertscore", "semb"]
-    assert weights == [1.0, 0.5, 0.0, 0.0, 0.0]
+    rewards = prepare_rewards(args)
+    funcs, weights = build_reward_funcs(args, [1.0, 0.5], STOP, rewards=rewards)
+    assert [f.__name__ for f in funcs] == ["bleu2", "semb"] and weights == [1.0, 0.5]
+    metrics, extra = {}, {}
+    hyps, refs = grpo_batch(1, group=2, seed=3)
+    asyncio.run(
+        funcs[0](
+            prompts=["p"] * 2,
+            completions=hyps,
+            report=refs,
+            log_metric=metrics.__setitem__,
+            log_extra=extra.__setitem__,
+        )
+    )
+    assert sorted(extra) == ["bertscore", "radcliq", "radgraph"], "radcliq too, when it is not trained on"
+    assert sorted(metrics) == [
+        "reward_server/failed",
+        "reward_server/latency_s",
+        "rewards/bertscore/mean",
+        "rewards/radcliq/mean",
+        "rewards/radgraph/mean",
+    ]
+    assert rewards.requests == 1, "the dotted path to a registered reward shares the stage's request"
     args = GRPOScriptArguments(reward_urls=[reward_server.url], log_reward_components=False, reward_guards=[])
     funcs, weights = build_reward_funcs(args, None, STOP)
+    metrics.clear()
+    asyncio.run(funcs[0](prompts=["p"] * 2, completions=hyps, report=refs, log_metric=metrics.__setitem__))
     assert [f.__name__ for f in funcs] == ["radcliq"] and weights == [1.0] and not hasattr(funcs[0], "guard")
+    assert not any(k.startswith("rewards/") for k in metrics)
 
 
 def test_no_server_fails_fast_before_the_policy_is_loaded():

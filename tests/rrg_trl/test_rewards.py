@@ -46,7 +46,7 @@ def call_all(funcs, completions, **columns):
 
 def test_all_components_from_one_request(live, scorer):
     hyps, refs = grpo_batch(2, group=4, seed=3)
-    rewards = RadCliQRewards(RewardConfig(urls=(live.url,)))
+    rewards = RadCliQRewards(RewardConfig(reward_urls=[live.url]))
     funcs = [rewards.reward_func(name) for name in COMPONENTS]
     assert [f.__name__ for f in funcs] == list(COMPONENTS)
     chunks_before = live.state.batcher.stats.chunks
@@ -88,7 +88,7 @@ def test_registry_and_dotted_path(live, scorer, monkeypatch):
         expected = scorer.score(hyps, refs)
         assert got == pytest.approx([-e["radcliq"] for e in expected], abs=1e-4)
         assert bleu == pytest.approx([e["bleu2"] for e in expected], abs=1e-4)
-        assert rw._default().config.urls == (live.url,)
+        assert rw._default().config.reward_urls == [live.url]
     finally:
         rw._default.cache_clear()
     with pytest.raises(ValueError, match="unknown reward function"):
@@ -101,9 +101,10 @@ def test_config_from_env(monkeypatch):
     monkeypatch.setenv("RRG_REWARD_RETRY_BUDGET_S", "7.5")
     monkeypatch.setenv("RRG_REWARD_REFERENCE_COLUMN", "findings")
     cfg = RewardConfig.from_env(timeout_s=3)
-    assert cfg.urls == ("http://a:1", "http://b:2") and cfg.api_key == "k"
-    assert cfg.retry_budget_s == 7.5 and cfg.timeout_s == 3 and cfg.reference_column == "findings"
-    with pytest.raises(TypeError, match="unknown reward config keys"):
+    assert cfg.reward_urls == ["http://a:1", "http://b:2"] and cfg.api_key == "k"
+    assert cfg.reward_retry_budget_s == 7.5 and cfg.reward_timeout_s == 3
+    assert cfg.reward_reference_column == "findings"
+    with pytest.raises(TypeError, match="unknown reward settings"):
         RewardConfig.from_env(url="x")
 
 
@@ -124,7 +125,7 @@ def test_transient_failure_gives_none_and_is_logged(scorer, caplog):
     )
     with LiveServer(faulty, max_wait_ms=0) as server:
         client = AsyncRewardClient(server.url, max_error_retries=1, backoff_initial_s=0.01)
-        rewards = RadCliQRewards(RewardConfig(max_consecutive_failures=2), client=client)
+        rewards = RadCliQRewards(RewardConfig(reward_max_consecutive_failures=2), client=client)
         radcliq, bleu = rewards.reward_func("radcliq"), rewards.reward_func("bleu2")
         with caplog.at_level(logging.WARNING, logger="rrg_trl.rewards"):
             out = call_all([radcliq, bleu], ["POISON", "ok"], report=["a", "b"])
@@ -150,7 +151,7 @@ def test_random_scorer_models_are_logged_once_per_run(live, scorer, official_lay
         caplog.at_level(logging.WARNING, "rrg_trl.rewards"),
     ):
         backends = {
-            "remote tiny kit": RadCliQRewards(RewardConfig(urls=(live.url,))),
+            "remote tiny kit": RadCliQRewards(RewardConfig(reward_urls=[live.url])),
             "in-process tiny kit": RadCliQRewards(scorer=scorer),
             # a client that never needed /v1/info for its limits: the reward asks for it itself
             "remote official": RadCliQRewards(
@@ -178,12 +179,14 @@ def test_server_down_past_budget_stops_training():
         call_all([radcliq], ["a"], report=["b"])
 
 
-def test_wrong_api_key_stops_training(scorer):
+def test_wrong_api_key_stops_training(scorer, monkeypatch):
     with LiveServer(scorer, api_key="secret") as server:
-        [radcliq] = get_reward_funcs(["radcliq"], urls=[server.url], api_key="wrong")
+        monkeypatch.setenv("RRG_REWARD_API_KEY", "wrong")
+        [radcliq] = get_reward_funcs(["radcliq"], urls=[server.url])
         with pytest.raises(RewardRequestError, match="invalid API key"):
             call_all([radcliq], ["a"], report=["b"])
-        [radcliq] = get_reward_funcs(["radcliq"], urls=[server.url], api_key="secret")
+        monkeypatch.setenv("MY_KEY", "secret")
+        [radcliq] = get_reward_funcs(["radcliq"], urls=[server.url], api_key_env="MY_KEY")
         assert len(call_all([radcliq], ["a"], report=["b"])[0]) == 1
 
 
@@ -266,6 +269,9 @@ def test_grpo_trainer_step_against_the_live_server(live, scorer, tmp_path):
         assert out == pytest.approx([-e["radcliq"] for e in expected], abs=1e-4)
     logs = next(entry for entry in trainer.state.log_history if "rewards/radcliq/mean" in entry)
     assert math.isfinite(logs["rewards/radcliq/mean"]) and math.isfinite(logs["rewards/semb/mean"])
+    for name in ("radgraph", "bertscore", "bleu2"):  # not trained on: logged by the request through log_metric
+        assert math.isfinite(logs[f"rewards/{name}/mean"]), name
+    assert "rewards/radgraph/std" not in logs, "only the trained rewards get TRL's std"
 
 
 def test_a_reference_the_server_refuses_stops_training_naming_the_study(scorer):
