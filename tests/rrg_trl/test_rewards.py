@@ -269,7 +269,11 @@ def test_grpo_trainer_step_against_the_live_server(live, scorer, tmp_path):
         assert out == pytest.approx([-e["radcliq"] for e in expected], abs=1e-4)
     logs = next(entry for entry in trainer.state.log_history if "rewards/radcliq/mean" in entry)
     assert math.isfinite(logs["rewards/radcliq/mean"]) and math.isfinite(logs["rewards/semb/mean"])
-    for name in ("radgraph", "bertscore", "bleu2"):  # not trained on: logged by the request through log_metric
+    for name in (
+        "radgraph",
+        "bertscore",
+        "bleu2",
+    ):  # not trained on: logged by the request through log_metric
         assert math.isfinite(logs[f"rewards/{name}/mean"]), name
     assert "rewards/radgraph/std" not in logs, "only the trained rewards get TRL's std"
 
