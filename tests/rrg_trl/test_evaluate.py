@@ -258,6 +258,27 @@ def test_config_errors_are_clear():
         EvaluateConfig(hypotheses_file="h.jsonl", image_ablation="shuffle")
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        {"scorer_model_dir": "models/scorer", "scorer_device": "cpu", "reward_url": "http://gpu0:8000"},
+        {"reward_model_dir": "models/scorer", "reward_device": "cpu", "reward_urls": "http://gpu0:8000"},
+    ],
+    ids=["old names", "the stages' names"],
+)
+def test_reward_settings_take_the_old_and_the_stages_names(spelling, tmp_path, monkeypatch):
+    """The reward fields are the stages' (reward_model_dir, reward_device, reward_urls); the names evaluate used
+    before stay aliases, as flags and as YAML keys."""
+    monkeypatch.delenv("RRG_REWARD_URLS", raising=False)
+    flags = [item for key, value in spelling.items() for item in (f"--{key}", value)]
+    recipe = tmp_path / "evaluate.yaml"
+    recipe.write_text(yaml.safe_dump({"hypotheses_file": "h.jsonl", **spelling}))
+    for argv in (["--hypotheses_file", "h.jsonl", *flags], ["--config", str(recipe)]):
+        config, _ = evaluate.make_parser().parse_args_and_config(args=argv)
+        assert config.reward_model_dir == "models/scorer" and config.reward_device == "cpu", argv
+        assert config.reward_urls == ["http://gpu0:8000"], argv
+
+
 def test_no_scorer_and_bad_baseline_fail_before_the_work(tmp_path):
     samples = tmp_path / "s.jsonl"
     samples.write_text(json.dumps({"hypothesis": "a", "reference": "b"}) + "\n")
