@@ -5,8 +5,8 @@
     rrg-trl grpo --config recipes/tiny/grpo.yaml --reward_urls http://127.0.0.1:8000
 
 Rewards (:mod:`rrg_trl.reward_setup`): ``reward_funcs`` (default ``[radcliq]``, i.e. -RadCliQ) with the
-trainer's ``reward_weights``; the RadCliQ components are logged as weight-0 rewards from the same request;
-the first reward goes through the reward-hacking guards (:mod:`rrg_trl.reward_guards`). The reward server's
+trainer's ``reward_weights``; the RadCliQ components not trained on are logged from the same request
+(``rewards/<name>/mean``, through TRL's ``log_metric``); the first reward goes through the reward-hacking guards (:mod:`rrg_trl.reward_guards`). The reward server's
 URLs, timeout and retry budget come from the recipe or the ``RRG_REWARD_*`` environment. A batch the
 server fails to score gets ``None`` (zero advantage, logged as ``reward_server/failed``); a server that
 stays down past ``reward_retry_budget_s`` stops training with an error naming it.
@@ -27,40 +27,12 @@ gradient. :mod:`rrg_trl.rloo` is the other critic-free alternative.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from rrg_trl.configs import GRPOScriptArguments
-from rrg_trl.data import DataConfig
-from rrg_trl.stage_runner import StageResult
+from rrg_trl.stage_runner import stage_entry_points
 
-
-def main(
-    script_args: GRPOScriptArguments,
-    training_args: Any,
-    model_args: Any,
-    data_args: DataConfig,
-    callbacks: Sequence[Any] | None = None,
-) -> StageResult:
-    from trl import GRPOTrainer
-
-    from rrg_trl.stage_runner import run_rl_stage
-
-    return run_rl_stage(GRPOTrainer, "grpo", script_args, training_args, model_args, data_args, callbacks)
-
-
-def make_parser():
-    from trl import GRPOConfig, ModelConfig, TrlParser
-
-    return TrlParser(
-        (GRPOScriptArguments, GRPOConfig, ModelConfig, DataConfig), prog="rrg-trl grpo", allow_abbrev=False
-    )
-
-
-def run(argv: list[str] | None = None) -> StageResult:
-    """Parse ``argv`` (``--config recipe.yaml`` + overrides) and train."""
-    return main(*make_parser().parse_args_and_config(args=argv))
-
+main, make_parser, run = stage_entry_points(
+    "grpo", GRPOScriptArguments, trainer="GRPOTrainer", config="GRPOConfig"
+)
 
 if __name__ == "__main__":
     run()

@@ -15,13 +15,12 @@ completions -- TRL then gives them zero advantage -- and is logged; more than ``
 such batches in a row, a server unreachable past ``retry_budget_s``, or a rejected API key raise, which
 stops training. Rewards are never silently replaced by zeros.
 
-Configuration (keyword arguments override the environment): ``RRG_REWARD_URLS`` (comma-separated replicas,
-default ``http://127.0.0.1:8000``), ``RRG_REWARD_API_KEY``, ``RRG_REWARD_TIMEOUT_S``,
-``RRG_REWARD_RETRY_BUDGET_S``, ``RRG_REWARD_REFERENCE_COLUMN`` (default ``report``),
-``RRG_REWARD_MODEL_DIR`` (+ ``RRG_REWARD_DEVICE``) to score in-process without a server, and ``RRG_REWARD_RAY=1``
-(config key ``ray``) to call the Ray Serve deployment's handle instead of HTTP when the trainer runs inside that
-Ray cluster (``RRG_REWARD_RAY_APP`` / ``ray_app``: its application name, default ``rrg-reward``; see
-reward_server.ray); parsed by :mod:`reward_server.env`, as in the OpenRLHF and verl integrations.
+Configuration: :class:`RewardConfig`, the reward settings of every stack (:class:`reward_server.env.RewardSettings`:
+``reward_urls``, ``reward_api_key_env``, ``reward_model_dir`` to score in-process, ``reward_ray`` for the Ray Serve
+handle, ...; each left unset takes its ``RRG_REWARD_*`` variable) plus the reference column and the failure limit.
+``get_reward_funcs(names, urls=..., timeout_s=...)`` also takes the keys without their ``reward_`` prefix.
+The components nobody trains on are logged by the scoring request itself (``rewards/<name>/mean`` and a
+completions-table column, through TRL's ``log_metric`` / ``log_extra``).
 """
 
 from __future__ import annotations

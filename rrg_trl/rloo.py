@@ -13,40 +13,12 @@ Start from the SFT output directory exactly as for GRPO (``model_name_or_path``)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from rrg_trl.configs import RLOOScriptArguments
-from rrg_trl.data import DataConfig
-from rrg_trl.stage_runner import StageResult
+from rrg_trl.stage_runner import stage_entry_points
 
-
-def main(
-    script_args: RLOOScriptArguments,
-    training_args: Any,
-    model_args: Any,
-    data_args: DataConfig,
-    callbacks: Sequence[Any] | None = None,
-) -> StageResult:
-    from trl import RLOOTrainer
-
-    from rrg_trl.stage_runner import run_rl_stage
-
-    return run_rl_stage(RLOOTrainer, "rloo", script_args, training_args, model_args, data_args, callbacks)
-
-
-def make_parser():
-    from trl import ModelConfig, RLOOConfig, TrlParser
-
-    return TrlParser(
-        (RLOOScriptArguments, RLOOConfig, ModelConfig, DataConfig), prog="rrg-trl rloo", allow_abbrev=False
-    )
-
-
-def run(argv: list[str] | None = None) -> StageResult:
-    """Parse ``argv`` (``--config recipe.yaml`` + overrides) and train."""
-    return main(*make_parser().parse_args_and_config(args=argv))
-
+main, make_parser, run = stage_entry_points(
+    "rloo", RLOOScriptArguments, trainer="RLOOTrainer", config="RLOOConfig"
+)
 
 if __name__ == "__main__":
     run()

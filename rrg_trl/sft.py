@@ -17,72 +17,12 @@ relaunched with the same ``output_dir`` resumes from its last ``checkpoint-N`` (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from rrg_trl.configs import SFTScriptArguments
-from rrg_trl.data import DataConfig
-from rrg_trl.stage_runner import StageResult
+from rrg_trl.stage_runner import stage_entry_points
 
-
-def main(
-    script_args: SFTScriptArguments,
-    training_args: Any,
-    model_args: Any,
-    data_args: DataConfig,
-    callbacks: Sequence[Any] | None = None,
-) -> StageResult:
-    from transformers import set_seed
-    from trl import SFTTrainer
-
-    from rrg_trl.data.errors import ProblemLog
-    from rrg_trl.model_utils import get_peft_config, get_policy
-    from rrg_trl.preflight import model_context, preflight, warn_long_reports
-    from rrg_trl.stage_runner import load_splits, setup_logging, train_and_save
-
-    setup_logging(training_args)
-    set_seed(training_args.seed)
-    checkpoint = preflight(script_args, training_args, model_args)
-    problems = ProblemLog(data_args.on_error)
-    train_dataset, eval_dataset = load_splits(
-        data_args, script_args, training_args, with_completion=True, problems=problems
-    )
-    model, processor = get_policy(script_args, model_args, training_args)
-    warn_long_reports(
-        train_dataset, tokenizer=getattr(processor, "tokenizer", processor), context=model_context(model)
-    )
-    trainer = SFTTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=processor,
-        peft_config=get_peft_config(model, model_args),
-        callbacks=list(callbacks or []),
-    )
-    return train_and_save(
-        trainer,
-        training_args,
-        stage="sft",
-        data_args=data_args,
-        model_args=model_args,
-        checkpoint=checkpoint,
-        problems=problems,
-    )
-
-
-def make_parser():
-    from trl import ModelConfig, SFTConfig, TrlParser
-
-    return TrlParser(
-        (SFTScriptArguments, SFTConfig, ModelConfig, DataConfig), prog="rrg-trl sft", allow_abbrev=False
-    )
-
-
-def run(argv: list[str] | None = None) -> StageResult:
-    """Parse ``argv`` (``--config recipe.yaml`` + overrides) and train."""
-    return main(*make_parser().parse_args_and_config(args=argv))
-
+main, make_parser, run = stage_entry_points(
+    "sft", SFTScriptArguments, trainer="SFTTrainer", config="SFTConfig"
+)
 
 if __name__ == "__main__":
     run()

@@ -1,5 +1,6 @@
 """The steps every stage shares: logging, data splits, train (resuming), save, and what ``run`` returns;
-and :func:`run_rl_stage`, the whole body of the two RL stages, which differ only in TRL's trainer class.
+:func:`run_stage`, the whole body of every stage (they differ in TRL's trainer class and, for the RL stages, the
+rewards), and :func:`stage_entry_points`, each stage module's ``main`` / ``make_parser`` / ``run``.
 
 Kept out of the stage scripts so that ``rrg_trl.sft`` / ``grpo`` / ``rloo`` read like TRL's own scripts:
 parse, load, build the trainer, :func:`train_and_save`.
@@ -132,7 +133,7 @@ def train_and_save(
     )
 
 
-def run_rl_stage(
+def run_stage(
     trainer_cls: Any,
     stage: str,
     script_args: Any,
@@ -141,37 +142,39 @@ def run_rl_stage(
     data_args: Any,
     callbacks: Any = None,
 ) -> StageResult:
-    """GRPO and RLOO share everything but the trainer class: rewards (server checked first), prompts, the policy
-    (left padding for generation), guarded reward functions, LoRA, train and save."""
+    """Every stage's body, TRL's trainer class aside: checks, data, the policy, LoRA, train and save. The RL
+    stages (``script_args`` with ``reward_funcs``) check the reward server before anything loads, train on
+    prompts only, generate with left padding, and pass the guarded reward functions to the trainer."""
     from transformers import set_seed
 
     from rrg_trl.model_utils import get_peft_config, get_policy
-    from rrg_trl.preflight import preflight, warn_long_reports
-    from rrg_trl.reward_setup import build_reward_funcs, prepare_rewards, stop_token_ids
+    from rrg_trl.preflight import model_context, preflight, warn_long_reports
+    from rrg_trl.reward_setup import prepare_rewards
 
+    rl = hasattr(script_args, "reward_funcs")
     setup_logging(training_args)
     set_seed(training_args.seed)
     checkpoint = preflight(script_args, training_args, model_args)
-    rewards = prepare_rewards(script_args)  # fails fast when the reward server is not there
+    rewards = prepare_rewards(script_args) if rl else None  # fails fast when the reward server is not there
     problems = ProblemLog(data_args.on_error)
     train_dataset, eval_dataset = load_splits(
-        data_args, script_args, training_args, with_completion=False, problems=problems
+        data_args, script_args, training_args, with_completion=not rl, problems=problems
     )
-    limits = ((getattr(rewards, "server_info", None) or {}).get("server") or {}).get("limits") or {}
-    warn_long_reports(train_dataset, max_text_chars=limits.get("max_text_chars"))
-    model, processor = get_policy(script_args, model_args, training_args, padding_side="left")
-    reward_funcs, training_args.reward_weights = build_reward_funcs(
-        script_args, training_args.reward_weights, stop_token_ids(model, processor), rewards=rewards
-    )
+    model, processor = get_policy(script_args, model_args, training_args, padding_side="left" if rl else None)
+    if rl:
+        more = _rewards_for_trainer(script_args, training_args, model, processor, rewards, train_dataset)
+    else:
+        tokenizer, more = getattr(processor, "tokenizer", processor), {}
+        warn_long_reports(train_dataset, tokenizer=tokenizer, context=model_context(model))
     trainer = trainer_cls(
         model=model,
-        reward_funcs=reward_funcs,
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=processor,
         peft_config=get_peft_config(model, model_args),
         callbacks=list(callbacks or []),
+        **more,
     )
     return train_and_save(
         trainer,
@@ -182,6 +185,46 @@ def run_rl_stage(
         checkpoint=checkpoint,
         problems=problems,
     )
+
+
+def _rewards_for_trainer(script_args, training_args, model, processor, rewards, dataset) -> dict[str, Any]:
+    """The RL trainer's ``reward_funcs`` (the first guarded; their weights go into ``training_args``), after a
+    warning about references longer than the reward server takes."""
+    from rrg_trl.preflight import warn_long_reports
+    from rrg_trl.reward_setup import build_reward_funcs, stop_token_ids
+
+    limits = ((getattr(rewards, "server_info", None) or {}).get("server") or {}).get("limits") or {}
+    warn_long_reports(dataset, max_text_chars=limits.get("max_text_chars"))
+    stop_ids = stop_token_ids(model, processor)
+    funcs, training_args.reward_weights = build_reward_funcs(
+        script_args, training_args.reward_weights, stop_ids, rewards=rewards
+    )
+    return {"reward_funcs": funcs}
+
+
+def stage_entry_points(stage: str, arguments_cls: type, trainer: str, config: str):
+    """``(main, make_parser, run)`` of a stage module: TRL's ``trainer`` / ``config`` classes (by name, so
+    TRL is imported only when the stage runs) with our ``arguments_cls``, ModelConfig and DataConfig."""
+
+    def main(script_args, training_args, model_args, data_args, callbacks=None) -> StageResult:
+        import trl
+
+        trainer_cls = getattr(trl, trainer)
+        return run_stage(trainer_cls, stage, script_args, training_args, model_args, data_args, callbacks)
+
+    def make_parser():
+        import trl
+
+        from rrg_trl.data import DataConfig
+
+        dataclasses = (arguments_cls, getattr(trl, config), trl.ModelConfig, DataConfig)
+        return trl.TrlParser(dataclasses, prog=f"rrg-trl {stage}", allow_abbrev=False)
+
+    def run(argv: list[str] | None = None) -> StageResult:
+        """Parse ``argv`` (``--config recipe.yaml`` + overrides) and train."""
+        return main(*make_parser().parse_args_and_config(args=argv))
+
+    return main, make_parser, run
 
 
 def _synthetic_share(dataset: Any) -> float:

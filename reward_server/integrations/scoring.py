@@ -1,4 +1,5 @@
-"""One scoring backend per process for the integration files: a reward-server client, the Ray Serve handle
+"""Reward settings into a backend (:func:`open_backend`, for every stack and ``rrg-trl`` command), and one
+scoring backend per process for the integration files: a reward-server client, the Ray Serve handle
 (``RRG_REWARD_RAY=1``) or an in-process scorer.
 
 The frameworks load our files by path (OpenRLHF once per agent executor, verl once per reward manager), and
