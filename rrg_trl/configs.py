@@ -9,9 +9,9 @@ collide with a field of the other three dataclasses (argparse would refuse the d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from rrg_trl.data.data_config import field_help
+from rrg_trl.data.data_config import arg
 from rrg_trl.reward_guards import GUARDS
 from rrg_trl.rewards import REWARD_FUNCS, RewardConfig
 
@@ -20,23 +20,15 @@ from rrg_trl.rewards import REWARD_FUNCS, RewardConfig
 class RRGScriptArguments:
     """What every stage needs beyond TRL's config: splits and how the policy is prepared."""
 
-    dataset_train_split: str = field(default="train", metadata=field_help("Split to train on."))
-    dataset_test_split: str = field(
-        default="val",
-        metadata=field_help("Split for evaluation during training (used when eval_strategy != 'no')."),
+    dataset_train_split: str = arg("train", "Split to train on.")
+    dataset_test_split: str = arg(
+        "val", "Split for evaluation during training (used when eval_strategy != 'no')."
     )
-    freeze_vision_tower: bool = field(
-        default=True, metadata=field_help("Keep the vision tower frozen (LoRA never touches it either).")
+    freeze_vision_tower: bool = arg(True, "Keep the vision tower frozen (LoRA never touches it either).")
+    vision_model_name_or_path: str | None = arg(
+        None, "LM-RRG from parts: the pretrained vision backbone (leave model_name_or_path unset)."
     )
-    vision_model_name_or_path: str | None = field(
-        default=None,
-        metadata=field_help(
-            "LM-RRG from parts: the pretrained vision backbone (leave model_name_or_path unset)."
-        ),
-    )
-    text_model_name_or_path: str | None = field(
-        default=None, metadata=field_help("LM-RRG from parts: the pretrained causal LM.")
-    )
+    text_model_name_or_path: str | None = arg(None, "LM-RRG from parts: the pretrained causal LM.")
 
 
 @dataclass
@@ -50,39 +42,27 @@ class RewardArguments(RewardConfig):
     (:class:`rrg_trl.rewards.RewardConfig`: server URLs, key variable, timeouts, in-process scorer... each
     left unset falls back to its ``RRG_REWARD_*`` variable). The stage passes this object down as it is."""
 
-    reward_funcs: list[str] = field(
-        default_factory=lambda: ["radcliq"],
-        metadata=field_help(
-            "Rewards: radcliq (-RadCliQ), radgraph, bertscore, semb, bleu2 (one server request for all of "
-            "them), or a dotted import path 'pkg.module.func'. Weights: the trainer's reward_weights."
-        ),
+    reward_funcs: list[str] = arg(
+        ["radcliq"],
+        "Rewards: radcliq (-RadCliQ), radgraph, bertscore, semb, bleu2 (one server request for all of "
+        "them), or a dotted import path 'pkg.module.func'. Weights: the trainer's reward_weights.",
     )
-    reward_wait_timeout_s: float = field(
-        default=300.0,
-        metadata=field_help(
-            "Wait this long for the reward server's /ready before loading the policy; 0 = don't wait."
-        ),
+    reward_wait_timeout_s: float = arg(
+        300.0, "Wait this long for the reward server's /ready before loading the policy; 0 = don't wait."
     )
-    reward_refused_give_up_s: float = field(
-        default=60.0,
-        metadata=field_help(
-            "Give up waiting early when for this long every attempt was 'connection refused' (nothing listens)."
-        ),
+    reward_refused_give_up_s: float = arg(
+        60.0,
+        "Give up waiting early when for this long every attempt was 'connection refused' (nothing listens).",
     )
     # Reward-hacking guards (rrg_trl.reward_guards): applied to the first reward function.
-    reward_guards: list[str] = field(
-        default_factory=lambda: list(GUARDS),
-        metadata=field_help(f"Guards to apply, any of {list(GUARDS)}; 'none' (or [] in YAML) disables them."),
+    reward_guards: list[str] = arg(
+        list(GUARDS), f"Guards to apply, any of {list(GUARDS)}; 'none' (or [] in YAML) disables them."
     )
-    guard_penalty: float = field(
-        default=1.0,
-        metadata=field_help("Subtracted from the first reward of a completion that trips a guard."),
-    )
-    guard_min_words: int = field(default=3, metadata=field_help("too_short: fewer words than this."))
-    guard_repeat_ngram: int = field(default=3, metadata=field_help("repetition: word n-gram size."))
-    guard_max_repeat_fraction: float = field(
-        default=0.5,
-        metadata=field_help("repetition: share of repeated n-grams above which a completion is degenerate."),
+    guard_penalty: float = arg(1.0, "Subtracted from the first reward of a completion that trips a guard.")
+    guard_min_words: int = arg(3, "too_short: fewer words than this.")
+    guard_repeat_ngram: int = arg(3, "repetition: word n-gram size.")
+    guard_max_repeat_fraction: float = arg(
+        0.5, "repetition: share of repeated n-grams above which a completion is degenerate."
     )
 
     def __post_init__(self):

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from reward_server.model_files import RANDOM_WEIGHTS_LABEL, random_weights_fields
-from rrg_trl.data.data_config import field_help
+from rrg_trl.data.data_config import arg, field_help
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the demo may touch the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -59,56 +59,40 @@ FAMILY_DEFAULTS = {"default": (300, 1e-2, 1024), "lmrrg": (300, 3e-3, 256)}
 class DemoConfig:
     """Where the demo writes, which data it uses, and how long each stage runs (defaults: ~2-3 min, 2 cores)."""
 
-    output_dir: str = field(default="outputs/demo", metadata=field_help("Work directory for every output."))
-    annotation: str | None = field(
-        default=None,
-        metadata=field_help("R2Gen annotation.json of IU X-ray: real report text, synthesized images."),
+    output_dir: str = arg("outputs/demo", "Work directory for every output.")
+    annotation: str | None = arg(
+        None, "R2Gen annotation.json of IU X-ray: real report text, synthesized images."
     )
-    openi: str | None = field(
-        default=None, metadata=field_help("IU X-ray Open-i archive (NLMCXR_reports.tgz): real report text.")
+    openi: str | None = arg(None, "IU X-ray Open-i archive (NLMCXR_reports.tgz): real report text.")
+    family: str = arg("qwen2_vl", "Tiny policy family (rrg_trl.modeling.FAMILIES).")
+    seed: int = arg(0, "Seed of the models, the data and the trainers.")
+    num_train: int | None = arg(
+        None,
+        "Training studies (default: 1024, 256 for lmrrg; with 256 the qwen2_vl policy learnt the training "
+        "images rather than to read them).",
     )
-    family: str = field(
-        default="qwen2_vl", metadata=field_help("Tiny policy family (rrg_trl.modeling.FAMILIES).")
+    num_test: int = arg(32, "Held-out studies evaluated before and after RL.")
+    image_size: int = arg(56, "Side of the synthesized images, in pixels.")
+    sft_steps: int | None = arg(
+        None,
+        "SFT optimizer steps (default: 300; fewer, and the policy writes one report whatever the image).",
     )
-    seed: int = field(default=0, metadata=field_help("Seed of the models, the data and the trainers."))
-    num_train: int | None = field(
-        default=None,
-        metadata=field_help(
-            "Training studies (default: 1024, 256 for lmrrg; with 256 the qwen2_vl policy learnt the training "
-            "images rather than to read them)."
-        ),
+    sft_learning_rate: float | None = arg(None, "SFT learning rate (default: 1e-2, 3e-3 for lmrrg).")
+    sft_batch_size: int = arg(8, "SFT batch size.")
+    grpo_steps: int = arg(60, "GRPO optimizer steps.")
+    grpo_learning_rate: float = arg(
+        1e-3, "GRPO learning rate (5e-3 made the policy write one report whatever the image)."
     )
-    num_test: int = field(default=32, metadata=field_help("Held-out studies evaluated before and after RL."))
-    image_size: int = field(default=56, metadata=field_help("Side of the synthesized images, in pixels."))
-    sft_steps: int | None = field(
-        default=None,
-        metadata=field_help(
-            "SFT optimizer steps (default: 300; fewer, and the policy writes one report whatever the image)."
-        ),
+    grpo_beta: float = arg(
+        0.1,
+        "KL coefficient to the SFT policy: keeps the text report-like (without it the tiny random "
+        "scorers are soon gamed by strings of dots).",
     )
-    sft_learning_rate: float | None = field(
-        default=None, metadata=field_help("SFT learning rate (default: 1e-2, 3e-3 for lmrrg).")
-    )
-    sft_batch_size: int = field(default=8, metadata=field_help("SFT batch size."))
-    grpo_steps: int = field(default=60, metadata=field_help("GRPO optimizer steps."))
-    grpo_learning_rate: float = field(
-        default=1e-3,
-        metadata=field_help("GRPO learning rate (5e-3 made the policy write one report whatever the image)."),
-    )
-    grpo_beta: float = field(
-        default=0.1,
-        metadata=field_help(
-            "KL coefficient to the SFT policy: keeps the text report-like (without it the tiny random "
-            "scorers are soon gamed by strings of dots)."
-        ),
-    )
-    grpo_batch_size: int = field(default=16, metadata=field_help("GRPO completions per step."))
-    num_generations: int = field(
-        default=4,
-        metadata=field_help(
-            "GRPO completions per prompt (the group); 4 of 16 per step = 4 studies a step (8 moved the "
-            "evaluated reward less)."
-        ),
+    grpo_batch_size: int = arg(16, "GRPO completions per step.")
+    num_generations: int = arg(
+        4,
+        "GRPO completions per prompt (the group); 4 of 16 per step = 4 studies a step (8 moved the "
+        "evaluated reward less).",
     )
     max_completion_length: int | None = field(
         default=None,
@@ -128,20 +112,14 @@ class DemoConfig:
     sampled_per_study: int = field(
         default=4, metadata=field_help("Sampled reports per held-out study for the expected-reward estimate.")
     )
-    meteor: bool = field(default=True, metadata=field_help("Compute METEOR in the evaluations (needs Java)."))
-    threads: int = field(
-        default=1,
-        metadata=field_help("torch threads: tiny models run fastest on one (thread hand-offs dominate)."),
+    meteor: bool = arg(True, "Compute METEOR in the evaluations (needs Java).")
+    threads: int = arg(1, "torch threads: tiny models run fastest on one (thread hand-offs dominate).")
+    port: int | None = arg(None, "Reward server port (default: a free one).")
+    server_timeout_s: float = arg(180.0, "How long to wait for the server's /ready.")
+    recipes_dir: str | None = arg(
+        None, "Folder with the tiny sft.yaml / grpo.yaml (default: the repo's recipes/tiny)."
     )
-    port: int | None = field(default=None, metadata=field_help("Reward server port (default: a free one)."))
-    server_timeout_s: float = field(
-        default=180.0, metadata=field_help("How long to wait for the server's /ready.")
-    )
-    recipes_dir: str | None = field(
-        default=None,
-        metadata=field_help("Folder with the tiny sft.yaml / grpo.yaml (default: the repo's recipes/tiny)."),
-    )
-    progress: bool = field(default=True, metadata=field_help("Show progress bars."))
+    progress: bool = arg(True, "Show progress bars.")
 
     def __post_init__(self):
         if self.max_completion_length is not None and self.max_completion_length < 1:

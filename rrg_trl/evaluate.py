@@ -38,7 +38,7 @@ from reward_server.composite import to_reward
 from reward_server.env import RewardSettings
 from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
 from rrg_trl.data import DataConfig, load_dataset_from_config
-from rrg_trl.data.data_config import field_help
+from rrg_trl.data.data_config import arg, field_help
 from rrg_trl.evaluation.hypotheses import EvalSample, samples_from_jsonl
 from rrg_trl.evaluation.table import SYNTHETIC_NOTE, TABLE_KEYS, fmt_value, render_markdown
 from rrg_trl.metrics.degeneracy import DEGENERACY_KEYS
@@ -71,24 +71,14 @@ class EvaluateConfig(RewardSettings):
     """What to evaluate, how to generate, how to score (the reward settings: in-process scorer directory or
     server URLs), and where to write (field names avoid DataConfig's)."""
 
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata=field_help("Policy to generate with: a model directory or a LoRA adapter directory."),
+    model_name_or_path: str | None = arg(
+        None, "Policy to generate with: a model directory or a LoRA adapter directory."
     )
-    adapter_path: str | None = field(
-        default=None, metadata=field_help("LoRA adapter to put on model_name_or_path.")
-    )
-    hypotheses_file: str | None = field(
-        default=None, metadata=field_help("Score existing outputs instead of generating: a JSONL file.")
-    )
-    hypothesis_key: str = field(
-        default="hypothesis", metadata=field_help("Hypothesis field of hypotheses_file.")
-    )
-    reference_key: str = field(
-        default="reference",
-        metadata=field_help("Reference field of hypotheses_file (else looked up by 'id')."),
-    )
-    eval_split: str = field(default="test", metadata=field_help("Split to evaluate (train, val, test)."))
+    adapter_path: str | None = arg(None, "LoRA adapter to put on model_name_or_path.")
+    hypotheses_file: str | None = arg(None, "Score existing outputs instead of generating: a JSONL file.")
+    hypothesis_key: str = arg("hypothesis", "Hypothesis field of hypotheses_file.")
+    reference_key: str = arg("reference", "Reference field of hypotheses_file (else looked up by 'id').")
+    eval_split: str = arg("test", "Split to evaluate (train, val, test).")
     # The reward settings (inherited) under their old evaluate names too, as flags and YAML keys.
     reward_urls: list[str] | None = _aliased("reward_urls", "reward_url")
     reward_model_dir: str | None = _aliased("reward_model_dir", "scorer_model_dir")
@@ -129,17 +119,12 @@ class EvaluateConfig(RewardSettings):
     sample_temperature: float = field(
         default=1.0, metadata=field_help("Temperature of those sampled reports.")
     )
-    training_runs: list[str] | None = field(
-        default=None,
-        metadata=field_help("trainer_state.json files or run/checkpoint dirs: loss and reward curves."),
+    training_runs: list[str] | None = arg(
+        None, "trainer_state.json files or run/checkpoint dirs: loss and reward curves."
     )
-    baseline: str | None = field(
-        default=None, metadata=field_help("A baseline evaluation: its summary.json or output directory.")
-    )
-    baseline_name: str | None = field(
-        default=None, metadata=field_help("Baseline label (default: its run_name).")
-    )
-    progress: bool = field(default=True, metadata=field_help("Show progress bars."))
+    baseline: str | None = arg(None, "A baseline evaluation: its summary.json or output directory.")
+    baseline_name: str | None = arg(None, "Baseline label (default: its run_name).")
+    progress: bool = arg(True, "Show progress bars.")
 
     def __post_init__(self):
         super().__post_init__()

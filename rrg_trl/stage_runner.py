@@ -2,8 +2,9 @@
 :func:`run_stage`, the whole body of every stage (they differ in TRL's trainer class and, for the RL stages, the
 rewards), and :func:`stage_entry_points`, each stage module's ``main`` / ``make_parser`` / ``run``.
 
-Kept out of the stage scripts so that ``rrg_trl.sft`` / ``grpo`` / ``rloo`` read like TRL's own scripts:
-parse, load, build the trainer, :func:`train_and_save`.
+The stage modules ``rrg_trl.sft`` / ``grpo`` / ``rloo`` hold only their documentation and which TRL classes
+they use; each step here is a named function, in the order of TRL's own scripts: parse, load, build the
+trainer, :func:`train_and_save`.
 """
 
 from __future__ import annotations

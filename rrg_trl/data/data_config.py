@@ -33,97 +33,56 @@ def field_help(text: str) -> dict:
     return {"help": text}
 
 
+def arg(default: Any, help: str) -> Any:
+    """A dataclass field with its TrlParser / argparse help; a list default is copied for each instance."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=field_help(help))
+    return field(default=default, metadata=field_help(help))
+
+
 @dataclass
 class DataConfig:
     """Which reports and images to train / evaluate on, and how to turn them into TRL rows."""
 
-    dataset: str = field(default="synthetic", metadata=field_help("iu_xray, mimic_cxr or synthetic."))
-    annotation_path: str | None = field(
-        default=None,
-        metadata=field_help("R2Gen annotation.json (IU X-ray or MIMIC-CXR); for synthetic: real IU text."),
+    dataset: str = arg("synthetic", "iu_xray, mimic_cxr or synthetic.")
+    annotation_path: str | None = arg(
+        None, "R2Gen annotation.json (IU X-ray or MIMIC-CXR); for synthetic: real IU text."
     )
-    openi_path: str | None = field(
-        default=None,
-        metadata=field_help("IU X-ray Open-i archive NLMCXR_reports.tgz (impression, indication)."),
+    openi_path: str | None = arg(None, "IU X-ray Open-i archive NLMCXR_reports.tgz (impression, indication).")
+    image_root: str | None = arg(None, "Image folder: R2Gen images/, NLMCXR_png/, or the MIMIC-CXR-JPG root.")
+    reports_root: str | None = arg(None, "MIMIC-CXR: mimic-cxr-reports folder (default: image_root).")
+    split_csv: str | None = arg(None, "MIMIC-CXR split CSV (default: in image_root).")
+    metadata_csv: str | None = arg(None, "MIMIC-CXR metadata CSV with ViewPosition (default: in image_root).")
+    views_csv: str | None = arg(
+        None, "IU Open-i: indiana_projections.csv or DICOM metadata CSV (frontal first)."
     )
-    image_root: str | None = field(
-        default=None,
-        metadata=field_help("Image folder: R2Gen images/, NLMCXR_png/, or the MIMIC-CXR-JPG root."),
+    section: str = arg("findings", "Reference section: findings, impression or both.")
+    cleaning: str = arg("raw", "raw, or r2gen for R2Gen-compatible references.")
+    deid: str = arg("keep", "De-id tokens (XXXX, ___): keep, drop_token, drop_sentence.")
+    max_report_words: int | None = arg(None, "Truncate references to N words (R2Gen: 59 IU / 99 MIMIC).")
+    views: str = arg("frontal", "frontal (one image column) or all (images list).")
+    image_size: int | None = arg(DEFAULT_IMAGE_SIZE, "Square side in pixels; None keeps size.")
+    resize_mode: str = arg("pad", "pad (keep aspect, black border), stretch or none.")
+    splits: list[str] | None = arg(None, "Splits to load (train, val, test); all if unset.")
+    max_samples: int | None = arg(None, "At most N studies per split.")
+    system_prompt: str | None = arg(
+        DEFAULT_SYSTEM_PROMPT, "System message; empty/None for templates without one."
     )
-    reports_root: str | None = field(
-        default=None, metadata=field_help("MIMIC-CXR: mimic-cxr-reports folder (default: image_root).")
+    instruction: str | None = arg(None, "User instruction; default asks for the chosen section.")
+    include_indication: bool = arg(False, "Append the clinical indication to the prompt.")
+    on_error: str = arg("raise", "Bad data: raise, or skip (counted and logged).")
+    check_images: str = arg("open", "Image check at load: none, exists, open (header) or decode (full).")
+    one_per_study: bool = arg(False, "MIMIC R2Gen annotation: keep one entry (image) per study.")
+    with_completion: bool = arg(False, "Add a conversational 'completion' column (SFT prompt-completion).")
+    synthetic_text: str = arg(
+        "corpus",
+        "synthetic: corpus, findings (structured reports the image fully shows), or iu_xray (real IU text, "
+        "synthesized images).",
     )
-    split_csv: str | None = field(
-        default=None, metadata=field_help("MIMIC-CXR split CSV (default: in image_root).")
-    )
-    metadata_csv: str | None = field(
-        default=None,
-        metadata=field_help("MIMIC-CXR metadata CSV with ViewPosition (default: in image_root)."),
-    )
-    views_csv: str | None = field(
-        default=None,
-        metadata=field_help("IU Open-i: indiana_projections.csv or DICOM metadata CSV (frontal first)."),
-    )
-    section: str = field(
-        default="findings", metadata=field_help("Reference section: findings, impression or both.")
-    )
-    cleaning: str = field(
-        default="raw", metadata=field_help("raw, or r2gen for R2Gen-compatible references.")
-    )
-    deid: str = field(
-        default="keep", metadata=field_help("De-id tokens (XXXX, ___): keep, drop_token, drop_sentence.")
-    )
-    max_report_words: int | None = field(
-        default=None, metadata=field_help("Truncate references to N words (R2Gen: 59 IU / 99 MIMIC).")
-    )
-    views: str = field(
-        default="frontal", metadata=field_help("frontal (one image column) or all (images list).")
-    )
-    image_size: int | None = field(
-        default=DEFAULT_IMAGE_SIZE, metadata=field_help("Square side in pixels; None keeps size.")
-    )
-    resize_mode: str = field(
-        default="pad", metadata=field_help("pad (keep aspect, black border), stretch or none.")
-    )
-    splits: list[str] | None = field(
-        default=None, metadata=field_help("Splits to load (train, val, test); all if unset.")
-    )
-    max_samples: int | None = field(default=None, metadata=field_help("At most N studies per split."))
-    system_prompt: str | None = field(
-        default=DEFAULT_SYSTEM_PROMPT,
-        metadata=field_help("System message; empty/None for templates without one."),
-    )
-    instruction: str | None = field(
-        default=None, metadata=field_help("User instruction; default asks for the chosen section.")
-    )
-    include_indication: bool = field(
-        default=False, metadata=field_help("Append the clinical indication to the prompt.")
-    )
-    on_error: str = field(
-        default="raise", metadata=field_help("Bad data: raise, or skip (counted and logged).")
-    )
-    check_images: str = field(
-        default="open",
-        metadata=field_help("Image check at load: none, exists, open (header) or decode (full)."),
-    )
-    one_per_study: bool = field(
-        default=False, metadata=field_help("MIMIC R2Gen annotation: keep one entry (image) per study.")
-    )
-    with_completion: bool = field(
-        default=False,
-        metadata=field_help("Add a conversational 'completion' column (SFT prompt-completion)."),
-    )
-    synthetic_text: str = field(
-        default="corpus",
-        metadata=field_help(
-            "synthetic: corpus, findings (structured reports the image fully shows), or iu_xray (real IU text, "
-            "synthesized images)."
-        ),
-    )
-    synthetic_num_train: int = field(default=256, metadata=field_help("synthetic corpus: train studies."))
-    synthetic_num_val: int = field(default=32, metadata=field_help("synthetic corpus: val studies."))
-    synthetic_num_test: int = field(default=32, metadata=field_help("synthetic corpus: test studies."))
-    synthetic_seed: int = field(default=0, metadata=field_help("synthetic: seed for reports and images."))
+    synthetic_num_train: int = arg(256, "synthetic corpus: train studies.")
+    synthetic_num_val: int = arg(32, "synthetic corpus: val studies.")
+    synthetic_num_test: int = arg(32, "synthetic corpus: test studies.")
+    synthetic_seed: int = arg(0, "synthetic: seed for reports and images.")
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
