@@ -135,6 +135,7 @@ class RadCliQRewards:
         self.random_weights: bool | None = None  # known after the first scored batch
         self.server_info: dict | None = None  # the server's /v1/info, when it was checked before training
         self.trained: set[str] = set()  # names the trainer logs itself; the other components are logged here
+        self._logged_for: Any = None  # the hook of the last batch whose components were logged
 
     # ------------------------------------------------------------------ reward functions
     def reward_func(self, component: str = "radcliq") -> Callable[..., Any]:
@@ -205,21 +206,27 @@ class RadCliQRewards:
         ids: Sequence[str] | None = None,
         log_extra: Callable[[str, list], None] | None = None,
     ) -> list[dict | None]:
-        """Score rows for the batch; concurrent calls with the same texts share one request (which logs the
-        components once). ``ids`` (the studies) name the culprit when the server refuses the data."""
+        """Score rows for the batch; concurrent calls with the same texts share one request, and the first of a
+        batch logs the components (TRL hands every reward function of a batch the same hooks). ``ids`` (the
+        studies) name the culprit when the server refuses the data."""
         texts = [completion_text(c, i) for i, c in enumerate(completions)]
         key = (tuple(texts), tuple(references))
         loop = asyncio.get_running_loop()
         entry = self._inflight.get(key)
         if entry is None or entry[0] is not loop:
-            future = asyncio.ensure_future(self._fetch(texts, list(references), log_metric, ids, log_extra))
+            future = asyncio.ensure_future(self._fetch(texts, list(references), log_metric, ids))
             self._inflight[key] = (loop, future)
             future.add_done_callback(functools.partial(self._forget_failure, key))
             while len(self._inflight) > 8:
                 self._inflight.popitem(last=False)
         else:
             future = entry[1]
-        return await asyncio.shield(future)
+        rows = await asyncio.shield(future)
+        hook = log_extra or log_metric
+        if hook is not None and hook is not self._logged_for:
+            self._logged_for = hook
+            self._log_components(rows, log_metric, log_extra)
+        return rows
 
     def _forget_failure(self, key: tuple, future: asyncio.Future) -> None:
         """Keep finished results for late sharers, but never serve a failure to a later batch."""
@@ -235,18 +242,6 @@ class RadCliQRewards:
         references: list[str],
         log_metric: Callable[[str, float], None] | None,
         ids: Sequence[str] | None = None,
-        log_extra: Callable[[str, list], None] | None = None,
-    ) -> list[dict | None]:
-        rows = await self._request(texts, references, log_metric, ids)
-        self._log_components(rows, log_metric, log_extra)
-        return rows
-
-    async def _request(
-        self,
-        texts: list[str],
-        references: list[str],
-        log_metric: Callable[[str, float], None] | None,
-        ids: Sequence[str] | None,
     ) -> list[dict | None]:
         start = time.perf_counter()
         self.requests += 1
