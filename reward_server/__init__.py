@@ -12,10 +12,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "RadCliQScorer": "reward_server.radcliq",
-    "radcliq_from_components": "reward_server.composite",
-    "RADCLIQ_V1": "reward_server.composite",
-    "RADCLIQ_V0": "reward_server.composite",
+    "RadCliQScorer": "reward_server.radcliq.scorer",
+    "radcliq_from_components": "reward_server.radcliq.composite",
+    "RADCLIQ_V1": "reward_server.radcliq.composite",
+    "RADCLIQ_V0": "reward_server.radcliq.composite",
     "RewardClient": "reward_server.client",
     "AsyncRewardClient": "reward_server.client",
 }

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 from reward_server.completions import CompletionExtractor
-from reward_server.composite import to_reward
-from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
-from reward_server.server import ServerSettings
+from reward_server.radcliq.composite import to_reward
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
+from reward_server.service.app import ServerSettings
 
 _DEFAULTS = ServerSettings()
 
@@ -206,7 +206,7 @@ def _load_scorer(args: argparse.Namespace):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from reward_server.server import check_bind, serve
+    from reward_server.service.app import check_bind, serve
 
     api_key = None
     if args.api_key_env:
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         print(make_tiny(args.dir, seed=args.seed, size=args.size))
         return 0
     if args.command == "download":
-        from reward_server.model_files import HubUnreachable, download
+        from reward_server.radcliq.model_files import HubUnreachable, download
 
         try:
             print(download(args.dir, revision=args.revision, cache_dir=args.cache_dir))

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from reward_server.composite import SCORE_KEYS, to_reward
 from reward_server.env import DEFAULT_URL, read_env
-from reward_server.texts import check_texts
+from reward_server.radcliq.composite import SCORE_KEYS, to_reward
+from reward_server.radcliq.texts import check_texts
 
 
 @dataclass(frozen=True)

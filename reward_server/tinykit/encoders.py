@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from reward_server.model_files import BERTSCORE_MODEL, CHEXBERT_BACKBONE, CHEXBERT_FILE, SCORERS_REPO
+from reward_server.radcliq.model_files import BERTSCORE_MODEL, CHEXBERT_BACKBONE, CHEXBERT_FILE, SCORERS_REPO
 from reward_server.tinykit.tokenizers import train_byte_bpe, train_wordpiece_uncased
 
 SIZES = ("tiny", "base")
