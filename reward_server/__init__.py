@@ -4,7 +4,9 @@
     scorer = RadCliQScorer.from_pretrained(model_dir, device=None, version="v1", idf=False)
     rows = scorer.score(hypotheses, references)   # list[dict]: radcliq, radgraph, bertscore, semb, bleu2
 
-Exports are resolved lazily so that light users (the HTTP client) do not import torch.
+Folders by job: ``radcliq/`` the metric library, ``service/`` the HTTP service (``rrg-reward serve``),
+``client.py`` / ``ray.py`` / ``integrations/`` the callers' side, ``tinykit/`` tiny random models for tests and
+the offline demo. Exports are resolved lazily so that light users (the HTTP client) do not import torch.
 """
 
 from __future__ import annotations
