@@ -32,7 +32,7 @@ from pathlib import Path
 
 from machine import device_name
 
-from reward_server.local import LocalRewardServer
+from reward_server.service.local import LocalRewardServer
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_SHARE = 0.05

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from machine import device_name  # noqa: E402
 
 from reward_server import RadCliQScorer  # noqa: E402
-from reward_server.batching import distinct_longest_first, padded_batches  # noqa: E402
+from reward_server.radcliq.batching import distinct_longest_first, padded_batches  # noqa: E402
 from reward_server.tinykit import make_tiny  # noqa: E402
 from reward_server.tinykit.corpus import synthetic_reports  # noqa: E402
 from tests.parity.pairs import iu_reports  # noqa: E402

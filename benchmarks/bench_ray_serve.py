@@ -28,7 +28,7 @@ import torch
 from bench_server import make_requests, run_server_load
 from machine import device_name
 
-from reward_server.local import LocalRewardServer, free_port, wait_ready
+from reward_server.service.local import LocalRewardServer, free_port, wait_ready
 
 
 def _row(mode: str, url: str, n: int, args, seed: int) -> dict:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from ray import serve
 
     from reward_server.ray import RayServeConfig, build_app
-    from reward_server.server import ServerSettings
+    from reward_server.service.app import ServerSettings
     from reward_server.tinykit import make_tiny
 
     rows: list[dict] = []

@@ -29,7 +29,7 @@ import torch
 from machine import device_name
 
 from reward_server.client import AsyncRewardClient
-from reward_server.local import LocalRewardServer
+from reward_server.service.local import LocalRewardServer
 from reward_server.tinykit.corpus import synthetic_reports
 
 

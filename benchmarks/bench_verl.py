@@ -29,7 +29,7 @@ from machine import device_name
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from reward_server.local import LocalRewardServer  # noqa: E402
+from reward_server.service.local import LocalRewardServer  # noqa: E402
 from reward_server.tinykit.corpus import synthetic_reports  # noqa: E402
 from tests.reward_server.integrations.verl_data import custom_reward_config, make_batch  # noqa: E402
 

@@ -46,8 +46,8 @@ if [ "$DEVICE" = cuda ]; then
 fi
 
 step cuda_exactness "$PY" -m pytest -q -p no:cacheprovider \
-    tests/reward_server/test_radgraph.py::test_cuda_matches_cpu \
-    tests/reward_server/test_radcliq.py::test_cuda_matches_cpu
+    tests/reward_server/radcliq/test_radgraph.py::test_cuda_matches_cpu \
+    tests/reward_server/radcliq/test_scorer.py::test_cuda_matches_cpu
 [ -f "$KIT/checksums.sha256" ] || step base_kit "$PY" -m reward_server.cli make-tiny "$KIT" --size base
 family=()
 [ "$POLICY_SIZE" = 3b ] && family=(--family qwen2_5_vl --policy-size 3b --max-completion-length 128)

@@ -4,7 +4,9 @@
     scorer = RadCliQScorer.from_pretrained(model_dir, device=None, version="v1", idf=False)
     rows = scorer.score(hypotheses, references)   # list[dict]: radcliq, radgraph, bertscore, semb, bleu2
 
-Exports are resolved lazily so that light users (the HTTP client) do not import torch.
+Folders by job: ``radcliq/`` the metric library, ``service/`` the HTTP service (``rrg-reward serve``),
+``client.py`` / ``ray.py`` / ``integrations/`` the callers' side, ``tinykit/`` tiny random models for tests and
+the offline demo. Exports are resolved lazily so that light users (the HTTP client) do not import torch.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "RadCliQScorer": "reward_server.radcliq",
-    "radcliq_from_components": "reward_server.composite",
-    "RADCLIQ_V1": "reward_server.composite",
-    "RADCLIQ_V0": "reward_server.composite",
+    "RadCliQScorer": "reward_server.radcliq.scorer",
+    "radcliq_from_components": "reward_server.radcliq.composite",
+    "RADCLIQ_V1": "reward_server.radcliq.composite",
+    "RADCLIQ_V0": "reward_server.radcliq.composite",
     "RewardClient": "reward_server.client",
     "AsyncRewardClient": "reward_server.client",
 }

@@ -18,11 +18,28 @@ import sys
 from pathlib import Path
 
 from reward_server.completions import CompletionExtractor
-from reward_server.composite import to_reward
-from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
-from reward_server.server import ServerSettings
+from reward_server.radcliq.composite import to_reward
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
+from reward_server.service.app import ServerSettings
 
 _DEFAULTS = ServerSettings()
+# (flag, ServerSettings field, help) of the `rrg-reward serve` flags that set one field each, typed as its default.
+_SETTING_FLAGS = (
+    ("--host", "host", "bind address; non-loopback requires --api-key-env"),
+    ("--port", "port", None),
+    ("--max-batch-pairs", "max_batch_pairs", "most pairs per scorer batch (the GPU memory bound)"),
+    ("--max-wait-ms", "max_wait_ms", "how long the first queued request waits for others to join its batch"),
+    ("--max-pairs-per-request", "max_pairs_per_request", None),
+    ("--max-text-chars", "max_text_chars", None),
+    ("--max-queue-pairs", "max_queue_pairs", "pairs waiting beyond this answer 503 with Retry-After"),
+    ("--max-body-bytes", "max_body_bytes", None),
+    ("--retry-after-s", "retry_after_s", None),
+    (
+        "--graceful-timeout-s",
+        "timeout_graceful_shutdown_s",
+        "on SIGTERM, how long to keep finishing queued work",
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,32 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the HTTP reward service (FastAPI + uvicorn)")
     _add_model_args(serve)
-    serve.add_argument(
-        "--host", default=_DEFAULTS.host, help="bind address; non-loopback requires --api-key-env"
-    )
-    serve.add_argument("--port", type=int, default=_DEFAULTS.port)
-    serve.add_argument(
-        "--max-batch-pairs",
-        type=int,
-        default=_DEFAULTS.max_batch_pairs,
-        help="most pairs per scorer batch (the GPU memory bound)",
-    )
-    serve.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=_DEFAULTS.max_wait_ms,
-        help="how long the first queued request waits for others to join its batch",
-    )
-    serve.add_argument("--max-pairs-per-request", type=int, default=_DEFAULTS.max_pairs_per_request)
-    serve.add_argument("--max-text-chars", type=int, default=_DEFAULTS.max_text_chars)
-    serve.add_argument(
-        "--max-queue-pairs",
-        type=int,
-        default=_DEFAULTS.max_queue_pairs,
-        help="pairs waiting beyond this answer 503 with Retry-After",
-    )
-    serve.add_argument("--max-body-bytes", type=int, default=_DEFAULTS.max_body_bytes)
-    serve.add_argument("--retry-after-s", type=int, default=_DEFAULTS.retry_after_s)
+    for flag, name, help_ in _SETTING_FLAGS:
+        default = getattr(_DEFAULTS, name)
+        serve.add_argument(flag, type=type(default), default=default, help=help_)
     serve.add_argument(
         "--api-key-env",
         metavar="VAR",
@@ -79,12 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the policy's tokenizer or processor directory: its special tokens are stripped from OpenRLHF "
         "completions too, and its image token counts as a placeholder",
-    )
-    serve.add_argument(
-        "--graceful-timeout-s",
-        type=float,
-        default=_DEFAULTS.timeout_graceful_shutdown_s,
-        help="on SIGTERM, how long to keep finishing queued work",
     )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
@@ -206,7 +194,7 @@ def _load_scorer(args: argparse.Namespace):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from reward_server.server import check_bind, serve
+    from reward_server.service.app import check_bind, serve
 
     api_key = None
     if args.api_key_env:
@@ -216,19 +204,10 @@ def _serve(args: argparse.Namespace) -> int:
                 f"rrg-reward: --api-key-env {args.api_key_env}: that environment variable is unset or empty"
             )
     settings = ServerSettings(
-        host=args.host,
-        port=args.port,
-        max_batch_pairs=args.max_batch_pairs,
-        max_wait_ms=args.max_wait_ms,
-        max_pairs_per_request=args.max_pairs_per_request,
-        max_text_chars=args.max_text_chars,
-        max_queue_pairs=args.max_queue_pairs,
-        max_body_bytes=args.max_body_bytes,
-        retry_after_s=args.retry_after_s,
+        **{name: getattr(args, flag[2:].replace("-", "_")) for flag, name, _ in _SETTING_FLAGS},
         api_key=api_key,
         openrlhf_strip=tuple(args.openrlhf_strip),
         policy_tokenizer=str(args.policy_tokenizer) if args.policy_tokenizer else None,
-        timeout_graceful_shutdown_s=args.graceful_timeout_s,
     )
     try:
         settings.validate()
@@ -336,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         print(make_tiny(args.dir, seed=args.seed, size=args.size))
         return 0
     if args.command == "download":
-        from reward_server.model_files import HubUnreachable, download
+        from reward_server.radcliq.model_files import HubUnreachable, download
 
         try:
             print(download(args.dir, revision=args.revision, cache_dir=args.cache_dir))

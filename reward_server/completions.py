@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reward_server.texts import check_texts
+from reward_server.radcliq.texts import check_texts
 
 # End-of-turn / EOS / padding texts of the common chat families, stripped from the end of every completion.
 DEFAULT_STOP_TEXTS = (

@@ -6,7 +6,7 @@ dead or unhealthy replica, autoscales on queue length and puts one HTTP address 
     rrg-reward serve --ray --model-dir DIR --num-replicas 4 --num-gpus-per-replica 1   # local Ray cluster
     rrg-reward serve --ray --ray-address HEAD:6379 ...                                 # join a running one
 
-Each replica runs :func:`reward_server.server.create_app` (``serve.ingress`` on the app built in the replica,
+Each replica runs :func:`reward_server.service.app.create_app` (``serve.ingress`` on the app built in the replica,
 so routes, JSON contracts and micro-batching are the plain server's) and answers ``check_health`` by scoring a
 fresh canary pair, so a replica whose scorer is broken is replaced. Code inside the same Ray cluster (a
 trainer's reward function, an OpenRLHF / verl worker) skips HTTP::
@@ -45,7 +45,7 @@ from reward_server.client import (
     scorer_random_weights,
 )
 from reward_server.env import ENV_VARS, parse_flag
-from reward_server.server import ApiError, ServerSettings, _rows_out, _State, check_bind, create_app
+from reward_server.service.app import ApiError, ServerSettings, _rows_out, _State, check_bind, create_app
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reward_server.model_files import RANDOM_WEIGHTS_LABEL, random_weights_fields
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_LABEL, random_weights_fields
 from rrg_trl.data.data_config import arg, field_help
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the demo may touch the network
@@ -455,7 +455,7 @@ def _timed(timing: dict[str, float], name: str):
 
 def _start_server(config: DemoConfig, paths: dict[str, Path]):
     """A child ``rrg-reward serve`` on loopback; it loads the scorer while SFT runs (waited for after it)."""
-    from reward_server.local import LocalRewardServer
+    from reward_server.service.local import LocalRewardServer
 
     # One thread: the demo's trainer shares the same few cores, and the tiny encoders need no more.
     server = LocalRewardServer(

@@ -14,7 +14,7 @@ baseline run's when ``--baseline`` is given) and ``training_curves.png`` (loss a
 state of each ``--training_runs`` entry); with ``--sampled_reward_samples K`` also ``sampled.jsonl`` (K
 sampled reports per study and their reward, whose mean is the quantity RL maximises). Synthetic data is
 labelled as such in every one of them, and so are scores from the random tiny scorer kit (``rrg-reward
-make-tiny``; :data:`reward_server.model_files.RANDOM_WEIGHTS_NOTICE`). Decoding: greedy, beam search with n-gram
+make-tiny``; :data:`reward_server.radcliq.model_files.RANDOM_WEIGHTS_NOTICE`). Decoding: greedy, beam search with n-gram
 blocking (``--num_beams 3 --no_repeat_ngram_size 3``, as R2Gen-family papers) or sampling, stated under the
 table, which also gives degeneracy figures; ``--image_ablation shuffle`` also writes each study's report from
 another study's image and reports the reward gap (``image_ablation.jsonl``): the direct test that the policy
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reward_server.composite import to_reward
+from reward_server.radcliq.composite import to_reward
 from reward_server.env import RewardSettings
-from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
 from rrg_trl.data import DataConfig, load_dataset_from_config
 from rrg_trl.data.data_config import arg, field_help
 from rrg_trl.evaluation.hypotheses import EvalSample, samples_from_jsonl

@@ -61,7 +61,7 @@ def official_layout_dir(tiny_model_dir, tmp_path_factory) -> Path:
     rewritten by the project's own writer. Its outputs must not be labelled random."""
     import shutil
 
-    from reward_server.model_files import RANDOM_WEIGHTS_FILE, write_checksums
+    from reward_server.radcliq.model_files import RANDOM_WEIGHTS_FILE, write_checksums
 
     out = tmp_path_factory.mktemp("official-layout") / "models"
     shutil.copytree(tiny_model_dir, out)

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 
 from reward_server.completions import CompletionExtractor
-from reward_server.composite import SCORE_KEYS, to_reward
 from reward_server.env import read_env
 from reward_server.integrations.scoring import check_references, shared
+from reward_server.radcliq.composite import SCORE_KEYS, to_reward
 
 
 @functools.cache

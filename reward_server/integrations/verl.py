@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from reward_server.integrations.scoring import check_references, reward_row, shared
-from reward_server.texts import check_texts
+from reward_server.radcliq.texts import check_texts
 
 
 def _pair(solution_str: Any, ground_truth: Any) -> tuple[list[str], list[str]]:

@@ -94,25 +94,31 @@ def _measure(rng: random.Random) -> str:
     return f"{rng.randint(1, 6)}.{rng.randint(0, 9)} cm"
 
 
+# The shapes of an abnormal sentence, picked uniformly: (rng, finding, side) -> text, drawing the rest from rng.
+_ABNORMAL = (
+    lambda rng, finding, side: f"There is {rng.choice(SEVERITY)} {side} {finding}.",
+    lambda rng, finding, side: f"{rng.choice(SEVERITY).capitalize()} {finding} in the {rng.choice(LOBES)}.",
+    lambda rng, finding, side: (
+        f"A {_measure(rng)} {finding} is seen in the {side} {rng.choice(ZONES)} lung zone."
+    ),
+    lambda rng, finding, side: f"Opacity at the {side} base, {rng.choice(UNCERTAIN)} {finding}.",
+    lambda rng, finding, side: (
+        f"No {finding}. {rng.choice(SEVERITY).capitalize()} {side} basilar atelectasis."
+    ),
+    lambda rng, finding, side: (
+        f"The {rng.choice(DEVICES)} terminates {rng.randint(2, 7)}.{rng.randint(0, 9)} cm above the carina."
+    ),
+    lambda rng, finding, side: (
+        f"Left-sided {finding}, approximately {rng.randint(5, 60)}% of the hemithorax."
+    ),
+    lambda rng, finding, side: f"Findings: {finding} (unchanged)/stable; clinical correlation recommended!",
+)
+
+
 def _abnormal(rng: random.Random) -> str:
     finding = rng.choice(FINDINGS)
     side = rng.choice(SIDES)
-    kind = rng.randrange(8)
-    if kind == 0:
-        return f"There is {rng.choice(SEVERITY)} {side} {finding}."
-    if kind == 1:
-        return f"{rng.choice(SEVERITY).capitalize()} {finding} in the {rng.choice(LOBES)}."
-    if kind == 2:
-        return f"A {_measure(rng)} {finding} is seen in the {side} {rng.choice(ZONES)} lung zone."
-    if kind == 3:
-        return f"Opacity at the {side} base, {rng.choice(UNCERTAIN)} {finding}."
-    if kind == 4:
-        return f"No {finding}. {rng.choice(SEVERITY).capitalize()} {side} basilar atelectasis."
-    if kind == 5:
-        return f"The {rng.choice(DEVICES)} terminates {rng.randint(2, 7)}.{rng.randint(0, 9)} cm above the carina."
-    if kind == 6:
-        return f"Left-sided {finding}, approximately {rng.randint(5, 60)}% of the hemithorax."
-    return f"Findings: {finding} (unchanged)/stable; clinical correlation recommended!"
+    return _ABNORMAL[rng.randrange(len(_ABNORMAL))](rng, finding, side)
 
 
 def synthetic_report(rng: random.Random) -> str:

@@ -11,7 +11,7 @@ trained model behaves (weights stay random):
 * BERTScore: trained distilroberta is anisotropic (token cosines are strongly positive, hence its baseline
   F = 0.847). A larger shared token-type vector reproduces that, so unrelated reports score near 0 after
   rescaling, identical ones 1, and every token's best match is comfortably positive (the reference's
-  greedy stage lets padded zeros win when all cosines of a token are negative; see bertscore.py).
+  greedy stage lets padded zeros win when all cosines of a token are negative; see radcliq/bertscore.py).
 * CheXbert: a random BERT's [CLS] vector is almost the same for every text (s_emb ~ 1.0 everywhere): attention
   is near-uniform and weak next to the residual stream. Each layer's query/key and attention-output weights are
   scaled (calibrated on synthetic reports to an attention-logit std of 2.5 and an attention/residual norm ratio
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from reward_server.model_files import BERTSCORE_MODEL, CHEXBERT_BACKBONE, CHEXBERT_FILE, SCORERS_REPO
+from reward_server.radcliq.model_files import BERTSCORE_MODEL, CHEXBERT_BACKBONE, CHEXBERT_FILE, SCORERS_REPO
 from reward_server.tinykit.tokenizers import train_byte_bpe, train_wordpiece_uncased
 
 SIZES = ("tiny", "base")

@@ -17,7 +17,7 @@ are shaped, not trained:
   the target rates, with each threshold placed in the widest score gap near its quantile (decision margins
   stay far from float32 noise).
 
-Measured on the seed-0 tiny kit (tests/reward_server/test_tinykit_radgraph.py prints them): 150 unseen
+Measured on the seed-0 tiny kit (tests/reward_server/tinykit/test_radgraph.py prints them): 150 unseen
 synthetic reports give 0.43 entities per word and 0.49 relations per entity, 300 IU X-ray test reports 0.37
 and 0.41, every entity and relation label present, smallest decision margins 4e-4 and 9e-4 respectively
 (float32 batching noise is ~1e-6). The base-size archive calibrates to 0.43 and 0.45. Relations are scored
@@ -39,8 +39,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reward_server.model_files import RADGRAPH_BACKBONE, RADGRAPH_FILE, SCORERS_REPO
-from reward_server.radgraph.archive import BACKBONE_PREFIX, NON_PADDED, RadGraphArchive, parse_vocabulary
+from reward_server.radcliq.model_files import RADGRAPH_BACKBONE, RADGRAPH_FILE, SCORERS_REPO
+from reward_server.radcliq.radgraph.archive import (
+    BACKBONE_PREFIX,
+    NON_PADDED,
+    RadGraphArchive,
+    parse_vocabulary,
+)
 from reward_server.tinykit.tokenizers import train_wordpiece_uncased
 
 NER_LABELS = ["", "ANAT-DP", "OBS-DP", "OBS-DA", "OBS-U"]  # null label first (DyGIE asserts index 0)
@@ -351,7 +356,7 @@ def build_radgraph(
     out_dir: str | Path, corpus: list[str], seed: int = 0, size: str = "tiny", measure: bool = True
 ) -> tuple[Path, dict[str, float]]:
     """:func:`write_radgraph`, also returning :func:`calibration_stats` on the synthetic calibration reports."""
-    from reward_server.radgraph.model import RadGraph
+    from reward_server.radcliq.radgraph.model import RadGraph
 
     if size not in SIZES:
         raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")

@@ -62,21 +62,10 @@ def train_wordpiece_uncased(corpus: Iterable[str], out_dir: str | Path, vocab_si
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     tok.decoder = decoders.WordPiece(prefix="##")
-    fast = BertTokenizerFast(
-        tokenizer_object=tok,
-        do_lower_case=True,
-        unk_token="[UNK]",
-        sep_token="[SEP]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        mask_token="[MASK]",
-        model_max_length=512,
-    )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fast.save_pretrained(out)
-    tok.model.save(str(out))  # vocab.txt, as the hub directory has it
-    return out
+    # unk_token="[UNK]", sep_token="[SEP]", ... as bert-base-uncased's tokenizer_config.json has them
+    specials = {f"{t.strip('[]').lower()}_token": t for t in BERT_SPECIALS}
+    fast = BertTokenizerFast(tokenizer_object=tok, do_lower_case=True, model_max_length=512, **specials)
+    return _save(tok, fast, out_dir)
 
 
 def train_byte_bpe(corpus: Iterable[str], out_dir: str | Path, vocab_size: int = 1200) -> Path:
@@ -108,8 +97,14 @@ def train_byte_bpe(corpus: Iterable[str], out_dir: str | Path, vocab_size: int =
         mask_token="<mask>",
         model_max_length=512,
     )
+    return _save(tok, fast, out_dir)
+
+
+def _save(tok: Tokenizer, fast, out_dir: str | Path) -> Path:
+    """Save as the hub directory has it: the transformers files plus ``tok``'s own vocabulary files
+    (``vocab.txt``; ``vocab.json`` + ``merges.txt``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out)
-    tok.model.save(str(out))  # vocab.json + merges.txt, as the hub directory has them
+    tok.model.save(str(out))
     return out

@@ -2,8 +2,8 @@
 
 Nothing here re-implements a metric. The RadCliQ features come from :class:`reward_server.RadCliQScorer`
 (the object the reward server wraps) or from a running reward server, RadCliQ v0/v1 from the composite
-models of :mod:`reward_server.composite`, RadGraph RG_ER / CheXbert F1 from the per-text annotations and
-[CLS] vectors the scorer has already computed (:mod:`reward_server.radgraph`, :mod:`reward_server.chexbert_f1`),
+models of :mod:`reward_server.radcliq.composite`, RadGraph RG_ER / CheXbert F1 from the per-text annotations and
+[CLS] vectors the scorer has already computed (:mod:`reward_server.radcliq.radgraph`, :mod:`rrg_trl.metrics.chexbert_f1`),
 and BLEU / METEOR / ROUGE-L / CIDEr from :func:`rrg_trl.metrics.compute_nlg_metrics` on the whole set at once.
 So an evaluation number and a training reward for the same pair are the same number.
 """
@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from reward_server.chexbert_f1 import CONDITIONS, binarize, chexbert_f1
 from reward_server.client import scorer_random_weights
-from reward_server.composite import FEATURES, RADCLIQ_V0, RADCLIQ_V1, to_reward
-from reward_server.radgraph import radgraph_reward
-from reward_server.texts import check_pairs
+from reward_server.radcliq.composite import FEATURES, RADCLIQ_V0, RADCLIQ_V1, to_reward
+from reward_server.radcliq.radgraph import radgraph_reward
+from reward_server.radcliq.texts import check_pairs
 from rrg_trl.metrics import NLG_METRICS, compute_nlg_metrics
+from rrg_trl.metrics.chexbert_f1 import CONDITIONS, binarize, chexbert_f1
 
 SERVER_ONLY_REASON = (
     "needs the scorer models in-process (--reward_model_dir): the reward server's API returns only the four "

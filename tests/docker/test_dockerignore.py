@@ -109,7 +109,7 @@ def test_everything_the_images_copy_is_in_the_context():
 
 
 def test_no_tracked_file_under_a_copied_source_is_dropped():
-    """Package data the install needs (e.g. reward_server/data/*) must not fall to a weights pattern."""
+    """Package data the install needs (e.g. reward_server/radcliq/data/*) must not fall to a weights pattern."""
     tracked = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *sorted(copied_sources())],
         cwd=REPO,

@@ -15,7 +15,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from reward_server.model_files import (
+from reward_server.radcliq.model_files import (
     BERTSCORE_MODEL,
     CHEXBERT_BACKBONE,
     CHEXBERT_FILE,

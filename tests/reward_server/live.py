@@ -13,8 +13,8 @@ from pathlib import Path
 
 import uvicorn
 
-from reward_server.local import free_port, serve_command, wait_ready  # noqa: F401 (used by the tests)
-from reward_server.server import ServerSettings, create_app
+from reward_server.service.app import ServerSettings, create_app
+from reward_server.service.local import free_port, serve_command, wait_ready  # noqa: F401 (used by the tests)
 from reward_server.tinykit.corpus import synthetic_reports
 
 REPO = Path(__file__).resolve().parents[2]

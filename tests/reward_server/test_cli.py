@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from reward_server.cli import build_parser, main
-from reward_server.model_files import RANDOM_WEIGHTS_NOTICE, ModelFiles, read_checksums
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_NOTICE, ModelFiles, read_checksums
 from tests.reward_server.live import free_port, grpo_batch, spawn_server, tiny_scorer, wait_ready
 
 

@@ -18,7 +18,6 @@ ray = pytest.importorskip("ray", reason="ray not installed: pip install 'rrg-trl
 serve = pytest.importorskip("ray.serve", reason="ray[serve] not installed: pip install 'rrg-trl[ray]'")
 
 from reward_server.client import RewardClient, RewardRequestError  # noqa: E402
-from reward_server.local import LocalRewardServer  # noqa: E402
 from reward_server.ray import (  # noqa: E402
     APP_NAME,
     AsyncRayRewardClient,
@@ -28,10 +27,11 @@ from reward_server.ray import (  # noqa: E402
     app_builder,
     get_scorer_handle,
 )
-from reward_server.server import ApiError, ServerSettings, create_app  # noqa: E402
+from reward_server.service.app import ApiError, ServerSettings, create_app  # noqa: E402
+from reward_server.service.local import LocalRewardServer  # noqa: E402
 from rrg_trl.rewards import RadCliQRewards, RewardConfig  # noqa: E402
 from tests.reward_server.live import FaultyScorer, assert_rows_close, pool, tiny_scorer  # noqa: E402
-from tests.reward_server.test_server import (  # noqa: E402
+from tests.reward_server.service.test_app import (  # noqa: E402
     AUTH,
     BAD_INPUTS,
     GOOD,

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from reward_server.model_files import RANDOM_WEIGHTS_LABEL
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_LABEL
 from rrg_trl import demo
 from rrg_trl.evaluation.table import TABLE_KEYS
 

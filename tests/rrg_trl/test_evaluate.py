@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 from transformers import TrainerState
 
-from reward_server.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
 from rrg_trl import evaluate
 from rrg_trl.data import DataConfig
 from rrg_trl.evaluate import EvaluateConfig

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from reward_server.client import RewardServerUnavailable
-from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_NOTICE
 from rrg_trl import grpo
 from rrg_trl.modeling.adapters import adapter_chain
 from tests.reward_server.live import FaultyScorer, LiveServer

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from reward_server.client import AsyncRewardClient, RewardRequestError, RewardServerUnavailable
-from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_NOTICE
 from rrg_trl import rewards as rw
 from rrg_trl.rewards import COMPONENTS, RadCliQRewards, RewardComputationError, RewardConfig, get_reward_funcs
 from tests.reward_server.live import (

@@ -242,12 +242,12 @@ class LMRRGModel(LMRRGPreTrainedModel):
         self,
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        cache=None,
         inputs_embeds: torch.FloatTensor | None = None,
+        cache=None,
         **kwargs,
     ) -> LMRRGModelOutputWithPast:
+        """The decoder's output on the prompt with the image tokens merged in; ``attention_mask``,
+        ``position_ids`` and the other ``kwargs`` go to the decoder as they are."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("LM-RRG: pass exactly one of input_ids or inputs_embeds")
         for key in _IGNORED_MM_INPUTS:
@@ -263,8 +263,6 @@ class LMRRGModel(LMRRGPreTrainedModel):
                 "LM-RRG: the prompts contain image placeholder tokens but no pixel_values were given"
             )
         outputs = self.language_model(
-            attention_mask=attention_mask,
-            position_ids=position_ids,
             cache=cache,
             inputs_embeds=inputs_embeds,
             **{**kwargs, "return_dict": True},

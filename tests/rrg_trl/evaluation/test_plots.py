@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from transformers import TrainerState
 
-from reward_server.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
 from rrg_trl.evaluation.plots import (
     find_trainer_state,
     plot_metric_bars,

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from reward_server.chexbert_f1 import chexbert_f1
 from reward_server.client import RewardClient
-from reward_server.composite import radcliq_from_components
-from reward_server.radgraph import radgraph_reward
+from reward_server.radcliq.composite import radcliq_from_components
+from reward_server.radcliq.radgraph import radgraph_reward
 from rrg_trl.evaluation.scoring import SERVER_ONLY_REASON, score_reports
 from rrg_trl.evaluation.table import TABLE_KEYS
 from rrg_trl.metrics import Meteor, compute_nlg_metrics, meteor_unavailable_reason
+from rrg_trl.metrics.chexbert_f1 import chexbert_f1
 from tests.reward_server.live import LiveServer
 
 # float32 encoders on differently padded batches agree to a few 1e-6 (RadCliQ's standardisation scales that up

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reward_server.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_NOTICE
 from rrg_trl.evaluation.table import SYNTHETIC_NOTE, TABLE_METRICS, render_markdown
 
 

@@ -13,8 +13,8 @@ import tarfile
 import pytest
 import torch
 
-from reward_server.model_files import RADGRAPH_BACKBONE, ModelFiles, sha256
-from reward_server.radgraph import RadGraph
+from reward_server.radcliq.model_files import RADGRAPH_BACKBONE, ModelFiles, sha256
+from reward_server.radcliq.radgraph import RadGraph
 from reward_server.tinykit import radgraph as kit
 from reward_server.tinykit.corpus import synthetic_reports, tokenizer_corpus
 from tests.parity.pairs import iu_reports

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reward_server.batching import distinct_longest_first, padded_batches
-from reward_server.texts import check_texts
+from reward_server.radcliq.batching import distinct_longest_first, padded_batches
+from reward_server.radcliq.texts import check_texts
 
 N_FOUR_WAY_HEADS = 13
 N_HEADS = N_FOUR_WAY_HEADS + 1

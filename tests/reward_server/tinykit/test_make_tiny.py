@@ -7,7 +7,7 @@ import tarfile
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertTokenizer
 
-from reward_server.model_files import (
+from reward_server.radcliq.model_files import (
     CHECKSUMS,
     RADGRAPH_BACKBONE,
     ModelFiles,

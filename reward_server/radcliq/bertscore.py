@@ -28,7 +28,7 @@ Two reference quirks are decided here rather than inherited silently:
   CXR-Report-Metric applies ``re.sub(r" +", " ", text)`` first; ``collapse_spaces=True`` does the same.
 
 The baseline constants (bert-score ``rescale_baseline/en/distilroberta-base.tsv``, rows ``LAYER,P,R,F``)
-ship in ``reward_server/data/bertscore_baseline_en.tsv``; the row used is ``LAYER == num_layers``.
+ship in ``reward_server/radcliq/data/bertscore_baseline_en.tsv``; the row used is ``LAYER == num_layers``.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from reward_server.batching import distinct_longest_first, padded_batches
-from reward_server.texts import check_pairs, check_texts
+from reward_server.radcliq.batching import distinct_longest_first, padded_batches
+from reward_server.radcliq.texts import check_pairs, check_texts
 
 BASELINE_EN = Path(__file__).resolve().parent / "data" / "bertscore_baseline_en.tsv"
 # The chunk size of the reference's greedy stage (``BERTScorer.score(batch_size=64)``), for reference_padding.

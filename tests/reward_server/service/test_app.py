@@ -12,8 +12,8 @@ import httpx
 import pytest
 import torch
 
-from reward_server.model_files import RANDOM_WEIGHTS_NOTICE
-from reward_server.server import ServerSettings, check_bind, is_loopback
+from reward_server.radcliq.model_files import RANDOM_WEIGHTS_NOTICE
+from reward_server.service.app import ServerSettings, check_bind, is_loopback
 from tests.reward_server.live import (
     FaultyScorer,
     GatedScorer,
@@ -178,7 +178,7 @@ def test_info_and_startup_log_say_whether_the_scorer_models_are_random(
     tiny_model_dir, official_layout_dir, random_kit, caplog
 ):
     scorer = tiny_scorer(str(tiny_model_dir if random_kit else official_layout_dir))
-    with caplog.at_level(logging.INFO, logger="reward_server.server"), LiveServer(scorer) as server:
+    with caplog.at_level(logging.INFO, logger="reward_server.service.app"), LiveServer(scorer) as server:
         info = httpx.get(server.url + "/v1/info").json()["scorer"]
     [ready] = [r for r in caplog.records if r.getMessage().startswith("reward server ready")]
     assert info["random_weights"] is random_kit

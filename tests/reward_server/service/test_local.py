@@ -7,7 +7,7 @@ import os
 import pytest
 
 from reward_server.client import RewardClient
-from reward_server.local import LocalRewardServer
+from reward_server.service.local import LocalRewardServer
 
 
 def _alive(pid: int) -> bool:

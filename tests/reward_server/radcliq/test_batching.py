@@ -2,7 +2,7 @@
 
 import torch
 
-from reward_server.batching import distinct_longest_first, padded_batches
+from reward_server.radcliq.batching import distinct_longest_first, padded_batches
 
 
 def test_distinct_longest_first_dedupes_and_keeps_first_seen_order_among_ties():

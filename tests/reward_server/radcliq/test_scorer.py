@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from reward_server import RadCliQScorer
-from reward_server.model_files import CHECKSUMS, RANDOM_WEIGHTS_NOTICE, ModelFilesError
-from reward_server.radcliq import tf32_matmul_enabled
+from reward_server.radcliq.model_files import CHECKSUMS, RANDOM_WEIGHTS_NOTICE, ModelFilesError
+from reward_server.radcliq.scorer import tf32_matmul_enabled
 from reward_server.tinykit.corpus import synthetic_reports
 from tests.parity.pairs import iu_reports, make_pairs
 from tests.parity.ref_env import run_reference

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from reward_server.bleu import bleu2, bleu2_batch, sentence_bleu, tokenize
+from reward_server.radcliq.bleu import bleu2, bleu2_batch, sentence_bleu, tokenize
 from reward_server.tinykit.corpus import synthetic_reports
 from tests.parity.pairs import iu_reports, make_pairs
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from reward_server.chexbert import CheXbert
-from reward_server.chexbert_f1 import TOP5_INDEX, chexbert_f1
-from reward_server.model_files import CHEXBERT_BACKBONE, CHEXBERT_FILE, SCORERS_REPO
+from reward_server.radcliq.chexbert import CheXbert
+from reward_server.radcliq.model_files import CHEXBERT_BACKBONE, CHEXBERT_FILE, SCORERS_REPO
 from reward_server.tinykit.corpus import synthetic_reports
+from rrg_trl.metrics.chexbert_f1 import TOP5_INDEX, chexbert_f1
 from tests.parity.pairs import iu_reports, make_pairs
 from tests.parity.ref_env import run_reference
 

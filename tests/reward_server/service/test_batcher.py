@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from reward_server.batcher import (
+from reward_server.service.batcher import (
     BatcherClosedError,
     MicroBatcher,
     QueueFullError,

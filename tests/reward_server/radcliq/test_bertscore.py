@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from reward_server.bertscore import BASELINE_EN, REFERENCE_PAIR_CHUNK, BERTScorer, TokenWeights, read_baseline
+from reward_server.radcliq.bertscore import (
+    BASELINE_EN,
+    REFERENCE_PAIR_CHUNK,
+    BERTScorer,
+    TokenWeights,
+    read_baseline,
+)
 from reward_server.tinykit.corpus import synthetic_reports
 from tests.parity.pairs import iu_reports, make_pairs
 from tests.parity.ref_env import run_reference

@@ -64,7 +64,7 @@ def _free_cuda_cache() -> None:
 
 
 class BatchObserver(Protocol):
-    """What the batcher reports (implemented by :class:`reward_server.metrics.ServerMetrics`)."""
+    """What the batcher reports (implemented by :class:`reward_server.service.prometheus.ServerMetrics`)."""
 
     def on_queue(self, pairs: int) -> None: ...
 

@@ -1,4 +1,4 @@
-"""The RadCliQ reward service: FastAPI routes over a :class:`~reward_server.batcher.MicroBatcher`.
+"""The RadCliQ reward service: FastAPI routes over a :class:`~reward_server.service.batcher.MicroBatcher`.
 
 Routes::
 
@@ -41,11 +41,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
-from reward_server.batcher import BatcherClosedError, MicroBatcher, QueueFullError, ScoringError
 from reward_server.completions import CompletionExtractor, PromptNotFoundError
-from reward_server.composite import SCORE_KEYS, to_reward
-from reward_server.metrics import ServerMetrics
-from reward_server.model_files import random_weights_fields
+from reward_server.radcliq.composite import SCORE_KEYS, to_reward
+from reward_server.radcliq.model_files import random_weights_fields
+from reward_server.service.batcher import BatcherClosedError, MicroBatcher, QueueFullError, ScoringError
+from reward_server.service.prometheus import ServerMetrics
 
 logger = logging.getLogger(__name__)
 

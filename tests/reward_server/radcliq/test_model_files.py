@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from reward_server.model_files import (
+from reward_server.radcliq.model_files import (
     CHECKSUMS,
     RADGRAPH_BACKBONE,
     RANDOM_WEIGHTS_FILE,

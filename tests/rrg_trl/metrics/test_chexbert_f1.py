@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from reward_server.chexbert_f1 import (
+from rrg_trl.metrics.chexbert_f1 import (
     CONDITIONS,
     TOP5,
     TOP5_INDEX,

@@ -19,16 +19,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from reward_server.bleu import bleu2
-from reward_server.composite import FEATURES, get_model
-from reward_server.model_files import (
+from reward_server.radcliq.bleu import bleu2
+from reward_server.radcliq.composite import FEATURES, get_model
+from reward_server.radcliq.model_files import (
     RANDOM_WEIGHTS_NOTICE,
     ModelFiles,
     random_weights_fields,
     read_checksums,
 )
-from reward_server.radgraph import RadGraph, radgraph_combined
-from reward_server.texts import check_pairs
+from reward_server.radcliq.radgraph import RadGraph, radgraph_combined
+from reward_server.radcliq.texts import check_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +124,9 @@ class RadCliQScorer:
         cache_size: int = 4096,
         verify: bool = True,
     ) -> RadCliQScorer:
-        """Load the three encoders from a model directory (layout: :mod:`reward_server.model_files`)."""
-        from reward_server.bertscore import BERTScorer
-        from reward_server.chexbert import CheXbert
+        """Load the three encoders from a model directory (layout: :mod:`reward_server.radcliq.model_files`)."""
+        from reward_server.radcliq.bertscore import BERTScorer
+        from reward_server.radcliq.chexbert import CheXbert
 
         get_model(version)  # fail fast on a bad version, before loading weights
         if isinstance(dtype, str):

@@ -3,7 +3,7 @@
 The reference (radgraph 0.1.18 as vendored by radeval 2.2.1) runs AllenNLP one report at a time. This module
 computes the same function for many reports at once, in the reference's steps:
 
-1. words: :func:`~reward_server.radgraph.preprocess.split_report`; each word is tokenised on its own and the
+1. words: :func:`~reward_server.radcliq.radgraph.preprocess.split_report`; each word is tokenised on its own and the
    pieces are concatenated (AllenNLP's "mismatched" indexer);
 2. pieces are cut into segments of ``max_length - 2`` and every segment runs through the backbone as its
    own ``[CLS] ... [SEP]`` row (the reference's long-input folding; segments of all reports in a batch are
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from reward_server.model_files import resolve_hub_id
-from reward_server.radgraph.archive import RadGraphArchive, RadGraphArchiveError
-from reward_server.radgraph.preprocess import normalize_word, split_report
+from reward_server.radcliq.model_files import resolve_hub_id
+from reward_server.radcliq.radgraph.archive import RadGraphArchive, RadGraphArchiveError
+from reward_server.radcliq.radgraph.preprocess import normalize_word, split_report
 
 # DyGIE's label namespaces are "<dataset>__ner_labels"; radeval passes model_type as the dataset.
 DATASET = "radgraph"

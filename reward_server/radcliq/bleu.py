@@ -18,7 +18,7 @@ import struct
 from collections import Counter
 from collections.abc import Sequence
 
-from reward_server.texts import check_pairs
+from reward_server.radcliq.texts import check_pairs
 
 BLEU2_WEIGHTS = (0.5, 0.5)
 EPSILON = 0.1  # NLTK smoothing method1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reward_server.model_files import BERTSCORE_MODEL, CHEXBERT_BACKBONE, CHEXBERT_FILE, SCORERS_REPO
+from reward_server.radcliq.model_files import BERTSCORE_MODEL, CHEXBERT_BACKBONE, CHEXBERT_FILE, SCORERS_REPO
 from reward_server.tinykit.corpus import tokenizer_corpus
 from reward_server.tinykit.encoders import write_bertscore_model, write_chexbert, write_chexbert_weights
 

@@ -16,8 +16,8 @@ import re
 import pytest
 import torch
 
-from reward_server.model_files import ModelFiles
-from reward_server.radgraph import (
+from reward_server.radcliq.model_files import ModelFiles
+from reward_server.radcliq.radgraph import (
     RadGraph,
     entity_set,
     radgraph_combined,

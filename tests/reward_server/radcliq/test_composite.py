@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reward_server.composite import RADCLIQ_V0, RADCLIQ_V1, get_model, radcliq_from_components, to_reward
+from reward_server.radcliq.composite import (
+    RADCLIQ_V0,
+    RADCLIQ_V1,
+    get_model,
+    radcliq_from_components,
+    to_reward,
+)
 
 # ReXrank MIMIC-CXR table (rajpurkarlab/ReXrank results/result_mimic-cxr.csv): BLEU-2, BERTScore, s_emb,
 # RadGraph, RadCliQ-v0, RadCliQ-v1, each published to 3 decimals.
