@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reward_server.radcliq.composite import to_reward
 from reward_server.env import RewardSettings
+from reward_server.radcliq.composite import to_reward
 from reward_server.radcliq.model_files import RANDOM_WEIGHTS_NOTICE, random_weights_fields
 from rrg_trl.data import DataConfig, load_dataset_from_config
 from rrg_trl.data.data_config import arg, field_help

@@ -44,9 +44,9 @@ from reward_server.client import (
     RewardServerUnavailable,
     scorer_random_weights,
 )
-from reward_server.radcliq.composite import SCORE_KEYS, to_reward
 from reward_server.env import RewardSettings, setting
 from reward_server.integrations.scoring import open_backend
+from reward_server.radcliq.composite import SCORE_KEYS, to_reward
 from reward_server.radcliq.model_files import RANDOM_WEIGHTS_NOTICE
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from reward_server.radcliq.composite import SCORE_KEYS, to_reward
 from reward_server.env import RewardSettings
+from reward_server.radcliq.composite import SCORE_KEYS, to_reward
 from reward_server.radcliq.texts import check_texts
 
 
