@@ -124,6 +124,12 @@ class DataConfig:
     synthetic_num_val: int = field(default=32, metadata=field_help("synthetic corpus: val studies."))
     synthetic_num_test: int = field(default=32, metadata=field_help("synthetic corpus: test studies."))
     synthetic_seed: int = field(default=0, metadata=field_help("synthetic: seed for reports and images."))
+    synthetic_sentence_code: bool = field(
+        default=False,
+        metadata=field_help(
+            "synthetic: also draw a code of the report's sentences into its image (rrg_trl.data.sentence_code)."
+        ),
+    )
 
     def __post_init__(self):
         if self.dataset not in DATASETS:

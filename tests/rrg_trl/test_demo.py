@@ -36,6 +36,10 @@ SMALL = [
     "4",
     "--max_completion_length",
     "16",
+    "--guard_every_n_steps",
+    "2",
+    "--guard_probe",
+    "4",
     "--meteor",
     "false",
     "--progress",
@@ -90,6 +94,12 @@ def test_demo_trained_both_stages_and_evaluated_before_and_after(demo_run):
         state = json.loads((out / stage / "trainer_state.json").read_text())
         assert state["global_step"] == steps
     assert summary["grpo_training_reward"]["steps"] == 2
+    # The decoding guard decoded its probe as the evaluation decodes, before GRPO and at its check step.
+    guard = summary["decoding_guard"]
+    assert guard["decoding"] == summary["decoding"] and guard["probe_size"] == 4
+    assert guard["baseline"]["distinct_reports"] >= 1 and [c["step"] for c in guard["checks"]] == [2]
+    logged = [h for h in state["log_history"] if "decoding_guard/identical_report_share" in h]
+    assert logged  # through the trainer's logs (trainer_state.json)
     for key in ("reward_before_rl", "reward_after_rl"):
         assert math.isfinite(summary[key])
     before = json.loads((out / "eval" / "before_rl" / "summary.json").read_text())
