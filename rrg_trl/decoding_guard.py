@@ -8,9 +8,12 @@ held-out prompts with the evaluation's own :class:`~rrg_trl.evaluation.decoding.
 (:func:`rrg_trl.metrics.degeneracy.degeneracy`). Before the first step it measures the starting (SFT) policy:
 the baseline. The figures go into the trainer's logs (``decoding_guard/...``: the printed lines,
 ``trainer_state.json``). When the repeated-trigram fraction or the identical-report share rises above the
-baseline by more than its tolerance, it stops training and, with ``restore`` (the default), puts back the
-weights of the last check that passed (the latest non-degenerate state; the SFT weights when none did), so
-the model the stage saves is that one. It writes what it saw to ``report_path`` (JSON) when given.
+baseline by more than its tolerance, it stops training. With ``restore`` (the default) the stage then saves
+the best non-degenerate state: with a ``reward`` function (hypotheses, references -> rewards; the demo passes
+the reward server's -RadCliQ), the passing check (or the starting policy) whose probe reports scored the highest
+mean reward against the probe's references, else the last check that passed. A run that ends normally is
+restored the same way, so RL hands on what it did best on held-out prompts as the evaluation decodes them,
+never a state whose evaluated text degenerated. It writes what it saw to ``report_path`` (JSON) when given.
 
 Single process: every process would decode the probe set itself.
 """
@@ -18,6 +21,7 @@ Single process: every process would decode the probe set itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,7 @@ class DecodingGuardCallback(TrainerCallback):
         batch_size: int = 16,
         tolerances: dict[str, float] | None = None,
         restore: bool = True,
+        reward: Callable[[Sequence[str], Sequence[str]], Sequence[float | None]] | None = None,
         report_path: str | Path | None = None,
     ):
         if every_n_steps < 1:
@@ -52,7 +57,7 @@ class DecodingGuardCallback(TrainerCallback):
         if unknown:
             raise ValueError(f"tolerances for unknown figures {sorted(unknown)}; known: {list(WATCHED)}")
         self.probe, self.decoding, self.every_n_steps = probe, decoding, every_n_steps
-        self.batch_size, self.restore = batch_size, restore
+        self.batch_size, self.restore, self.reward = batch_size, restore, reward
         self.tolerances = {key: 0.0 for key in WATCHED} | dict(tolerances or {})
         self.report_path = Path(report_path) if report_path is not None else None
         self.baseline: dict[str, Any] | None = None
@@ -61,6 +66,7 @@ class DecodingGuardCallback(TrainerCallback):
         self.restored_step: int | None = None
         self._good_state: dict[str, Any] | None = None
         self._good_step = 0
+        self._good_reward: float | None = None
         self._pending: dict[str, Any] | None = None
 
     def measure(self, model: Any, processor: Any) -> dict[str, Any]:
@@ -80,7 +86,11 @@ class DecodingGuardCallback(TrainerCallback):
             )
         finally:
             model.train(was_training)
-        return degeneracy(reports)
+        figures: dict[str, Any] = degeneracy(reports)
+        if self.reward is not None:
+            rewards = [r for r in self.reward(reports, self.probe["report"]) if r is not None]
+            figures["reward"] = sum(rewards) / len(rewards) if rewards else None
+        return figures
 
     def degenerate(self, figures: dict[str, Any]) -> list[str]:
         """The watched figures that rose above the baseline by more than their tolerance."""
@@ -92,7 +102,7 @@ class DecodingGuardCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         self.baseline = self.measure(model, processing_class)
-        self._good_state, self._good_step = self._snapshot(model), state.global_step
+        self._keep(model, state.global_step, self.baseline)
         self._pending = self.baseline
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -104,13 +114,16 @@ class DecodingGuardCallback(TrainerCallback):
         self._pending = figures
         control.should_log = True
         if not risen:
-            self._good_state, self._good_step = self._snapshot(model), state.global_step
+            reward, best = figures.get("reward"), self._good_reward
+            if reward is None or best is None or reward > best:
+                self._keep(model, state.global_step, figures)
             return
         self.stopped_at = state.global_step
         control.should_training_stop = True
-        if self.restore and self._good_state is not None:
-            model.load_state_dict(self._good_state)
-            self.restored_step = self._good_step
+
+    def _keep(self, model: Any, step: int, figures: dict[str, Any]) -> None:
+        self._good_state, self._good_step = self._snapshot(model), step
+        self._good_reward = figures.get("reward")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None or self._pending is None:
@@ -124,7 +137,10 @@ class DecodingGuardCallback(TrainerCallback):
             state.log_history[-1].update(values)
         self._pending = None
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if self.restore and self._good_state is not None and self._good_step != state.global_step:
+            model.load_state_dict(self._good_state)
+            self.restored_step = self._good_step
         if self.report_path is not None:
             self.report_path.parent.mkdir(parents=True, exist_ok=True)
             self.report_path.write_text(json.dumps(self.report(), indent=2) + "\n", encoding="utf-8")

@@ -139,6 +139,13 @@ class DemoConfig:
     guard_probe: int = field(
         default=16, metadata=field_help("Held-out validation studies the decoding guard decodes.")
     )
+    guard_identical_tolerance: float = field(
+        default=0.125,
+        metadata=field_help(
+            "Rise of the probe's identical-report share the guard lets pass (0.125 = 2 of 16 studies; at 0 one "
+            "pair of studies newly given the same report stopped GRPO at its first check)."
+        ),
+    )
     sampled_per_study: int = field(
         default=4, metadata=field_help("Sampled reports per held-out study for the expected-reward estimate.")
     )
@@ -390,8 +397,10 @@ def run_grpo(
     grpo.main(*grpo.make_parser().parse_args_and_config(args=argv), callbacks=list(callbacks))
 
 
-def decoding_guard(config: DemoConfig, work: Path, model: Path, report_path: Path):
-    """GRPO's guard on what the evaluation decodes: the evaluation's own decoding object, on the probe studies."""
+def decoding_guard(config: DemoConfig, work: Path, model: Path, report_path: Path, reward_url: str):
+    """GRPO's guard on what the evaluation decodes: the evaluation's own decoding object, on the probe studies,
+    scored by the reward server RL trains on."""
+    from reward_server import RewardClient
     from rrg_trl import evaluate
     from rrg_trl.data import load_dataset_from_config
     from rrg_trl.decoding_guard import DecodingGuardCallback
@@ -405,6 +414,8 @@ def decoding_guard(config: DemoConfig, work: Path, model: Path, report_path: Pat
         settings.decoding_config(),
         every_n_steps=config.guard_every_n_steps,
         batch_size=settings.batch_size,
+        tolerances={"identical_report_share": config.guard_identical_tolerance},
+        reward=RewardClient(reward_url).rewards,
         report_path=report_path,
     )
 
@@ -586,7 +597,7 @@ def _train_and_evaluate(
             f"GRPO: {config.grpo_steps} steps, reward -RadCliQ from {server.url}, "
             f"{config.num_generations} completions per prompt"
         )
-        guard = decoding_guard(config, work, paths["sft"], paths["decoding_guard"])
+        guard = decoding_guard(config, work, paths["sft"], paths["decoding_guard"], server.url)
         run_grpo(config, paths["sft"], paths["grpo"], train_data, server.url, [guard] if guard else [])
     with _timed(timing, "eval_after_rl_s"):
         _say("evaluating the GRPO policy on the same held-out studies (after RL)")
@@ -716,9 +727,14 @@ def _report(summary: dict[str, Any], table: Path) -> None:
             f"  decoding guard ({guard['decoding']}; {guard['probe_size']} validation studies, every "
             f"{guard['every_n_steps']} steps): "
             + (
-                f"stopped GRPO at step {stop}, restored the weights of step {guard['restored_step']}"
+                f"stopped GRPO at step {stop} (repetition or sameness rose)"
                 if stop is not None
                 else f"{len(guard['checks'])} checks, no rise in repetition or sameness"
+            )
+            + (
+                f"; kept the weights of step {guard['restored_step']} (best probe reward)"
+                if guard["restored_step"] is not None
+                else "; kept the last step's weights"
             )
         )
     if trend.get("steps"):

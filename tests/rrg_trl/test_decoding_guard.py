@@ -52,14 +52,20 @@ def _blind(model) -> None:
         last.bias.zero_()
 
 
-def test_the_guard_stops_and_restores_when_the_policy_stops_reading_the_image(policy_dir, probe, tmp_path):
+@pytest.mark.parametrize("with_reward", [False, True])
+def test_the_guard_stops_and_restores_when_the_policy_stops_reading_the_image(
+    with_reward, policy_dir, probe, stage_scorer, tmp_path
+):
+    """Without a reward the last passing state (step 2) comes back; with one, the best-scoring passing state:
+    step 2's reports are step 0's (same weights), no better, so the starting weights."""
     model, processor = load_policy(str(policy_dir), freeze_vision=False)
     report = tmp_path / "guard.json"
-    guard = DecodingGuardCallback(probe, DECODING, every_n_steps=2, report_path=report)
+    reward = (lambda h, r: [-row["radcliq"] for row in stage_scorer.score(h, r)]) if with_reward else None
+    guard = DecodingGuardCallback(probe, DECODING, every_n_steps=2, reward=reward, report_path=report)
     state, control = _begin(guard, model, processor)
-    assert guard.baseline["identical_report_share"] < 1.0, (
-        guard.baseline
-    )  # the random policy's reports differ
+    # The random policy's reports differ between images.
+    assert guard.baseline["identical_report_share"] < 1.0, guard.baseline
+    assert ("reward" in guard.baseline) == with_reward
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
     assert not _step(guard, state, control, model, processor, 1).should_log  # not a check step
@@ -68,19 +74,18 @@ def test_the_guard_stops_and_restores_when_the_policy_stops_reading_the_image(po
     _blind(model)
     control = _step(guard, state, control, model, processor, 4)
 
-    assert control.should_training_stop
-    assert guard.stopped_at == 4 and guard.restored_step == 2
+    assert control.should_training_stop and guard.stopped_at == 4
     assert guard.checks[-1]["identical_report_share"] == 1.0
     assert guard.checks[-1]["degenerate"] == ["identical_report_share"]
-    assert all(
-        torch.equal(before[k], v) for k, v in model.state_dict().items()
-    )  # the step-2 weights are back
     logs = {"loss": 1.0}
     state.log_history = [{"loss": 1.0, "step": 4}]
     guard.on_log(None, state, control, logs=logs)
     assert logs[f"{PREFIX}identical_report_share"] == 1.0 and logs[f"{PREFIX}stopped"] == 1.0
     assert state.log_history[-1][f"{PREFIX}identical_report_share"] == 1.0
-    guard.on_train_end(None, state, control)
+    guard.on_train_end(None, state, control, model=model)
+    assert guard.restored_step == (0 if with_reward else 2)
+    # The non-degenerate weights are back.
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert '"stopped_at_step": 4' in report.read_text()
 
 
