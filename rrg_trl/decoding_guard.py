@@ -10,8 +10,10 @@ the baseline. The figures go into the trainer's logs (``decoding_guard/...``: th
 ``trainer_state.json``). When the repeated-trigram fraction or the identical-report share rises above the
 baseline by more than its tolerance, it stops training. With ``restore`` (the default) the stage then saves
 the best non-degenerate state: with a ``reward`` function (hypotheses, references -> rewards; the demo passes
-the reward server's -RadCliQ), the passing check (or the starting policy) whose probe reports scored the highest
-mean reward against the probe's references, else the last check that passed. A run that ends normally is
+the reward server's -RadCliQ), the passing check (or the starting policy) whose probe reports scored best
+against the probe's references, a later state replacing the kept one only when its paired gain over it exceeds
+the gain's standard error (on the tiny demo, GRPO's probe reward wandered by more than its real changes, and
+picking the highest mean kept states that were worse on the test studies); else the last check that passed. A run that ends normally is
 restored the same way, so RL hands on what it did best on held-out prompts as the evaluation decodes them,
 never a state whose evaluated text degenerated. It writes what it saw to ``report_path`` (JSON) when given.
 
@@ -66,7 +68,8 @@ class DecodingGuardCallback(TrainerCallback):
         self.restored_step: int | None = None
         self._good_state: dict[str, Any] | None = None
         self._good_step = 0
-        self._good_reward: float | None = None
+        self._good_rewards: list[float | None] | None = None
+        self._rewards: list[float | None] | None = None
         self._pending: dict[str, Any] | None = None
 
     def measure(self, model: Any, processor: Any) -> dict[str, Any]:
@@ -88,8 +91,9 @@ class DecodingGuardCallback(TrainerCallback):
             model.train(was_training)
         figures: dict[str, Any] = degeneracy(reports)
         if self.reward is not None:
-            rewards = [r for r in self.reward(reports, self.probe["report"]) if r is not None]
-            figures["reward"] = sum(rewards) / len(rewards) if rewards else None
+            self._rewards = list(self.reward(reports, self.probe["report"]))
+            scored = [r for r in self._rewards if r is not None]
+            figures["reward"] = sum(scored) / len(scored) if scored else None
         return figures
 
     def degenerate(self, figures: dict[str, Any]) -> list[str]:
@@ -102,7 +106,7 @@ class DecodingGuardCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         self.baseline = self.measure(model, processing_class)
-        self._keep(model, state.global_step, self.baseline)
+        self._keep(model, state.global_step)
         self._pending = self.baseline
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -114,16 +118,24 @@ class DecodingGuardCallback(TrainerCallback):
         self._pending = figures
         control.should_log = True
         if not risen:
-            reward, best = figures.get("reward"), self._good_reward
-            if reward is None or best is None or reward > best:
-                self._keep(model, state.global_step, figures)
+            if self._better():
+                self._keep(model, state.global_step)
             return
         self.stopped_at = state.global_step
         control.should_training_stop = True
 
-    def _keep(self, model: Any, step: int, figures: dict[str, Any]) -> None:
+    def _better(self) -> bool:
+        """Whether the state just measured beats the kept one on the probe beyond the paired standard error."""
+        from rrg_trl.evaluation.ablation import paired_gap
+
+        if self.reward is None or self._good_rewards is None:
+            return True  # no reward: keep the latest passing state
+        gain = paired_gap(self._rewards, self._good_rewards)
+        return gain["gap"] is not None and gain["gap"] > (gain["sem"] or 0.0)
+
+    def _keep(self, model: Any, step: int) -> None:
         self._good_state, self._good_step = self._snapshot(model), step
-        self._good_reward = figures.get("reward")
+        self._good_rewards = self._rewards
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None or self._pending is None:

@@ -137,12 +137,16 @@ class DemoConfig:
         ),
     )
     guard_probe: int = field(
-        default=16, metadata=field_help("Held-out validation studies the decoding guard decodes.")
+        default=64,
+        metadata=field_help(
+            "Held-out validation studies the decoding guard decodes (with 16 its reward picked states that "
+            "were worse on the test studies)."
+        ),
     )
     guard_identical_tolerance: float = field(
         default=0.125,
         metadata=field_help(
-            "Rise of the probe's identical-report share the guard lets pass (0.125 = 2 of 16 studies; at 0 one "
+            "Rise of the probe's identical-report share the guard lets pass (0.125 = 8 of 64 studies; at 0 one "
             "pair of studies newly given the same report stopped GRPO at its first check)."
         ),
     )
