@@ -33,12 +33,12 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reward_server.radcliq.model_files import RANDOM_WEIGHTS_LABEL, random_weights_fields
-from rrg_trl.data.data_config import arg, field_help
+from rrg_trl.data.data_config import arg
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the demo may touch the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -53,6 +53,9 @@ LOGGING_STEPS = 5
 # LM-RRG's region cross-attention is knocked about by 1e-2; with 1024 studies (or 500 steps) its gap was 0,
 # with 256 small but positive.
 FAMILY_DEFAULTS = {"default": (300, 1e-2, 1024), "lmrrg": (300, 3e-3, 256)}
+# Real IU X-ray text (--annotation / --openi): 600 steps on up to 2048 studies (its whole train split). At 300
+# steps on 1024 the policy wrote 1 to 3 reports whatever the image.
+REAL_TEXT_DEFAULTS = (600, 2048)
 
 
 @dataclass
@@ -68,14 +71,15 @@ class DemoConfig:
     seed: int = arg(0, "Seed of the models, the data and the trainers.")
     num_train: int | None = arg(
         None,
-        "Training studies (default: 1024, 256 for lmrrg; with 256 the qwen2_vl policy learnt the training "
-        "images rather than to read them).",
+        "Training studies (default: 1024, 256 for lmrrg, 2048 with real text; with 256 the qwen2_vl policy "
+        "learnt the training images rather than to read them).",
     )
     num_test: int = arg(32, "Held-out studies evaluated before and after RL.")
     image_size: int = arg(56, "Side of the synthesized images, in pixels.")
     sft_steps: int | None = arg(
         None,
-        "SFT optimizer steps (default: 300; fewer, and the policy writes one report whatever the image).",
+        "SFT optimizer steps (default: 300, 600 with real text; fewer, and the policy writes one report "
+        "whatever the image).",
     )
     sft_learning_rate: float | None = arg(None, "SFT learning rate (default: 1e-2, 3e-3 for lmrrg).")
     sft_batch_size: int = arg(8, "SFT batch size.")
@@ -94,24 +98,31 @@ class DemoConfig:
         "GRPO completions per prompt (the group); 4 of 16 per step = 4 studies a step (8 moved the "
         "evaluated reward less).",
     )
-    max_completion_length: int | None = field(
-        default=None,
-        metadata=field_help(
-            "Longest report in tokens, GRPO and evaluation alike (default: 64 for the synthetic "
-            "reports, 96 for IU X-ray text, whose FINDINGS have a median of ~54 tokens)."
-        ),
+    max_completion_length: int | None = arg(
+        None,
+        "Longest report in tokens, GRPO and evaluation alike (default: 64 for the synthetic "
+        "reports, 96 for IU X-ray text, whose FINDINGS have a median of ~54 tokens).",
     )
-    eval_num_beams: int = field(
-        default=3,
-        metadata=field_help("Beam width of the evaluated (table) reports (R2Gen-family papers: 3)."),
+    eval_num_beams: int = arg(3, "Beam width of the evaluated (table) reports (R2Gen-family papers: 3).")
+    eval_no_repeat_ngram_size: int = arg(
+        3, "n-gram blocking of the evaluated reports (R2Gen-family papers: 3; 0 = off)."
     )
-    eval_no_repeat_ngram_size: int = field(
-        default=3,
-        metadata=field_help("n-gram blocking of the evaluated reports (R2Gen-family papers: 3; 0 = off)."),
+    guard_every_n_steps: int = arg(
+        10,
+        "GRPO's decoding guard: every this many steps, decode the probe studies as the evaluation does "
+        "and stop RL (restoring the last passing weights) when repetition or sameness rises (0 = off).",
     )
-    sampled_per_study: int = field(
-        default=4, metadata=field_help("Sampled reports per held-out study for the expected-reward estimate.")
+    guard_probe: int = arg(
+        64,
+        "Held-out validation studies the decoding guard decodes (with 16 its reward picked states that "
+        "were worse on the test studies).",
     )
+    guard_identical_tolerance: float = arg(
+        0.125,
+        "Rise of the probe's identical-report share the guard lets pass (0.125 = 8 of 64 studies; at 0 one "
+        "pair of studies newly given the same report stopped GRPO at its first check).",
+    )
+    sampled_per_study: int = arg(4, "Sampled reports per held-out study for the expected-reward estimate.")
     meteor: bool = arg(True, "Compute METEOR in the evaluations (needs Java).")
     threads: int = arg(1, "torch threads: tiny models run fastest on one (thread hand-offs dominate).")
     port: int | None = arg(None, "Reward server port (default: a free one).")
@@ -125,10 +136,20 @@ class DemoConfig:
         if self.max_completion_length is not None and self.max_completion_length < 1:
             raise ValueError(f"max_completion_length must be >= 1, got {self.max_completion_length}")
         steps, rate, studies = FAMILY_DEFAULTS.get(self.family, FAMILY_DEFAULTS["default"])
+        if self.annotation or self.openi:
+            steps, studies = REAL_TEXT_DEFAULTS
         self.sft_steps = steps if self.sft_steps is None else self.sft_steps
         self.sft_learning_rate = rate if self.sft_learning_rate is None else self.sft_learning_rate
         self.num_train = studies if self.num_train is None else self.num_train
-        for name in ("num_train", "num_test", "sft_steps", "grpo_steps", "threads", "num_generations"):
+        for name in (
+            "num_train",
+            "num_test",
+            "sft_steps",
+            "grpo_steps",
+            "threads",
+            "num_generations",
+            "guard_probe",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.grpo_batch_size % self.num_generations:
@@ -190,19 +211,24 @@ def openi_split_annotation(openi_path: str | Path, out_path: Path) -> Path:
     """An R2Gen-format split file for an Open-i archive, which has no splits of its own.
 
     Every report with a FINDINGS section becomes an entry (no image paths: the demo synthesizes images);
-    a stable hash of the study id puts one in ``OPENI_TEST_EVERY`` into ``test``, so the held-out studies
-    the demo evaluates on are never trained on, and are the same on every run.
+    a stable hash of the study id puts one in ``OPENI_TEST_EVERY`` into ``test`` and another into ``val`` (the
+    decoding guard's probe), so the held-out studies the demo evaluates on are never trained on, and are the
+    same on every run.
     """
     import zlib
 
     from rrg_trl.data import read_openi_archive
 
-    splits: dict[str, list[dict]] = {"train": [], "test": []}
+    splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
     for report in read_openi_archive(openi_path):
         if not report.findings.strip():
             continue
         study_id = report.study_ids[0] if report.study_ids else report.uid
-        split = "test" if zlib.crc32(study_id.encode()) % OPENI_TEST_EVERY == 0 else "train"
+        split = (
+            ("test", "val")[bucket]
+            if (bucket := zlib.crc32(study_id.encode()) % OPENI_TEST_EVERY) < 2
+            else "train"
+        )
         splits[split].append({"id": study_id, "report": report.findings, "image_path": [], "split": split})
     if not splits["train"] or not splits["test"]:
         raise ValueError(
@@ -223,6 +249,9 @@ def data_settings(config: DemoConfig, work: Path) -> tuple[dict[str, Any], dict[
         # attention to the 4 image tokens was so diluted that SFT never learned to look at them.
         "system_prompt": "",
         "instruction": DEMO_INSTRUCTION,
+        # The image also carries a code of the report's sentences (rrg_trl.data.sentence_code): most IU reports
+        # affirm no finding, so their phantoms look alike, and LM-RRG read the findings' signs on 2 seeds of 3.
+        "synthetic_sentence_code": True,
     }
     if not (config.annotation or config.openi):
         common.update(
@@ -246,6 +275,14 @@ def data_settings(config: DemoConfig, work: Path) -> tuple[dict[str, Any], dict[
     return train, test
 
 
+def probe_settings(config: DemoConfig, work: Path) -> dict[str, Any]:
+    """DataConfig mapping of the decoding guard's probe: held-out validation studies, never the evaluated ones."""
+    _, test = data_settings(config, work)
+    if test.get("synthetic_text") == "findings":
+        return {**test, "synthetic_num_val": config.guard_probe, "splits": ["val"]}
+    return {**test, "splits": ["val"], "max_samples": config.guard_probe}
+
+
 def as_flags(mapping: dict[str, Any]) -> list[str]:
     flags = []
     for key, value in mapping.items():
@@ -253,18 +290,18 @@ def as_flags(mapping: dict[str, Any]) -> list[str]:
     return flags
 
 
+IMAGES_LABEL = "SYNTHETIC images drawn from each report (its findings' signs and a code of its sentences)"
+
+
 def describe_data(config: DemoConfig) -> str:
     if config.annotation:
-        return f"real IU X-ray report text from {config.annotation}, with SYNTHETIC images drawn from each report"
+        return f"real IU X-ray report text from {config.annotation}, with {IMAGES_LABEL}"
     if config.openi:
         return (
             f"real IU X-ray report text (FINDINGS) from {config.openi}, held-out split: 1 study in "
-            f"{OPENI_TEST_EVERY} by id hash; SYNTHETIC images drawn from each report"
+            f"{OPENI_TEST_EVERY} by id hash; {IMAGES_LABEL}"
         )
-    return (
-        "SYNTHETIC structured reports (heart, pleura, pneumothorax, lungs, devices) with SYNTHETIC images "
-        "drawn from each report"
-    )
+    return f"SYNTHETIC structured reports (heart, pleura, pneumothorax, lungs, devices) with {IMAGES_LABEL}"
 
 
 def completion_length(config: DemoConfig) -> int:
@@ -318,11 +355,37 @@ def run_sft(config: DemoConfig, policy: Path, out: Path, work: Path) -> None:
     sft.run(_trainer_args(config, "sft", policy, out) + as_flags(train_data))
 
 
-def run_grpo(config: DemoConfig, model: Path, out: Path, train_data: dict[str, Any], reward_url: str) -> None:
+def run_grpo(
+    config: DemoConfig, model: Path, out: Path, train_data: dict[str, Any], reward_url: str, callbacks=()
+) -> None:
     """The demo's GRPO stage: ``model`` (the SFT policy) trained on -RadCliQ from ``reward_url`` into ``out``."""
     from rrg_trl import grpo
 
-    grpo.run(_trainer_args(config, "grpo", model, out) + as_flags({**train_data, "reward_urls": reward_url}))
+    argv = _trainer_args(config, "grpo", model, out) + as_flags({**train_data, "reward_urls": reward_url})
+    grpo.main(*grpo.make_parser().parse_args_and_config(args=argv), callbacks=list(callbacks))
+
+
+def decoding_guard(config: DemoConfig, work: Path, model: Path, report_path: Path, reward_url: str):
+    """GRPO's guard on what the evaluation decodes: the evaluation's own decoding object, on the probe studies,
+    scored by the reward server RL trains on."""
+    from reward_server import RewardClient
+    from rrg_trl import evaluate
+    from rrg_trl.data import load_dataset_from_config
+    from rrg_trl.decoding_guard import DecodingGuardCallback
+
+    if not config.guard_every_n_steps:
+        return None
+    probe = load_dataset_from_config(probe_settings(config, work), split="val")
+    settings = evaluate.EvaluateConfig(model_name_or_path=str(model), **eval_settings(config))
+    return DecodingGuardCallback(
+        probe,
+        settings.decoding_config(),
+        every_n_steps=config.guard_every_n_steps,
+        batch_size=settings.batch_size,
+        tolerances={"identical_report_share": config.guard_identical_tolerance},
+        reward=RewardClient(reward_url).rewards,
+        report_path=report_path,
+    )
 
 
 def eval_settings(config: DemoConfig) -> dict[str, Any]:
@@ -339,6 +402,10 @@ def eval_settings(config: DemoConfig) -> dict[str, Any]:
         no_repeat_ngram_size=config.eval_no_repeat_ngram_size,
         image_ablation="shuffle",
     )
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _reward_trend(grpo_dir: Path, window: int = 10) -> dict[str, Any]:
@@ -438,6 +505,7 @@ def _paths(config: DemoConfig) -> dict[str, Path]:
         "policy": work / "models" / f"policy-{config.family}-seed{config.seed}",
         "sft": work / "sft",
         "grpo": work / "grpo",
+        "decoding_guard": work / "grpo" / "decoding_guard.json",
         "eval_before_rl": work / "eval" / "before_rl",
         "eval_after_rl": work / "eval" / "after_rl",
         "reward_server_log": work / "logs" / "reward_server.log",
@@ -499,7 +567,8 @@ def _train_and_evaluate(
             f"GRPO: {config.grpo_steps} steps, reward -RadCliQ from {server.url}, "
             f"{config.num_generations} completions per prompt"
         )
-        run_grpo(config, paths["sft"], paths["grpo"], train_data, server.url)
+        guard = decoding_guard(config, work, paths["sft"], paths["decoding_guard"], server.url)
+        run_grpo(config, paths["sft"], paths["grpo"], train_data, server.url, [guard] if guard else [])
     with _timed(timing, "eval_after_rl_s"):
         _say("evaluating the GRPO policy on the same held-out studies (after RL)")
         after = evaluate(
@@ -549,6 +618,7 @@ def _summary(
         "sampled_reward_before_rl": before["details"].get("reward_sampled"),
         "sampled_reward_after_rl": after["details"].get("reward_sampled"),
         "grpo_training_reward": _reward_trend(paths["grpo"]),
+        "decoding_guard": _read_json(paths["decoding_guard"]),
         "metrics_before_rl": before["metrics"],
         "metrics_after_rl": after["metrics"],
         "server": {
@@ -579,6 +649,7 @@ OUTPUT_LABELS = {
     "table": "table (markdown)",
     "metrics_plot": "metric bars",
     "training_plot": "training curves",
+    "decoding_guard": "decoding guard",
     "reward_server_log": "server log",
     "summary": "demo summary",
 }
@@ -619,6 +690,23 @@ def _report(summary: dict[str, Any], table: Path) -> None:
         ("distinct_2", "distinct-2"),
     ):
         print(f"      {label:34s} {_num(d0.get(key))}  ->  {_num(d1.get(key))}")
+    guard = summary.get("decoding_guard")
+    if guard:
+        stop = guard["stopped_at_step"]
+        print(
+            f"  decoding guard ({guard['decoding']}; {guard['probe_size']} validation studies, every "
+            f"{guard['every_n_steps']} steps): "
+            + (
+                f"stopped GRPO at step {stop} (repetition or sameness rose)"
+                if stop is not None
+                else f"{len(guard['checks'])} checks, no rise in repetition or sameness"
+            )
+            + (
+                f"; kept the weights of step {guard['restored_step']} (best probe reward)"
+                if guard["restored_step"] is not None
+                else "; kept the last step's weights"
+            )
+        )
     if trend.get("steps"):
         print(
             f"  GRPO training batches (sampled, incl. guard penalties):\n      first {trend['window']} steps "

@@ -163,6 +163,14 @@ class EvaluateConfig(RewardSettings):
             top_p=self.top_p,
         )
 
+    def decoding_config(self):
+        """:meth:`decoding` with the length and repetition settings, as the object RL's decoding guard takes."""
+        from rrg_trl.evaluation.decoding import Decoding
+
+        return Decoding(
+            max_new_tokens=self.max_new_tokens, repetition_penalty=self.repetition_penalty, **self.decoding()
+        )
+
 
 def make_parser():
     from trl import TrlParser

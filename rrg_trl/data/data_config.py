@@ -83,6 +83,10 @@ class DataConfig:
     synthetic_num_val: int = arg(32, "synthetic corpus: val studies.")
     synthetic_num_test: int = arg(32, "synthetic corpus: test studies.")
     synthetic_seed: int = arg(0, "synthetic: seed for reports and images.")
+    synthetic_sentence_code: bool = arg(
+        False,
+        "synthetic: also draw a code of the report's sentences into its image (rrg_trl.data.sentence_code).",
+    )
 
     def __post_init__(self):
         if self.dataset not in DATASETS:

@@ -37,6 +37,7 @@ from rrg_trl.data.data_config import DataConfig
 from rrg_trl.data.errors import ProblemLog
 from rrg_trl.data.images import encode_png
 from rrg_trl.data.iu_xray import iu_xray_records
+from rrg_trl.data.sentence_code import CODE_BRIGHTNESS, code_mask
 from rrg_trl.data.synthetic_findings import findings_reports
 
 SOURCE = "synthetic"
@@ -171,8 +172,13 @@ _LUNG_X = {"right": 0.31, "left": 0.69}
 _ZONE_Y = {"upper": 0.3, "middle": 0.47, "lower": 0.62}
 
 
-def synthesize_xray(report: str, size: int = SYNTHETIC_IMAGE_SIZE, seed: int = 0) -> Image.Image:
-    """A deterministic greyscale ``size`` x ``size`` chest phantom showing ``report``'s affirmed findings."""
+def synthesize_xray(
+    report: str, size: int = SYNTHETIC_IMAGE_SIZE, seed: int = 0, sentence_code: bool = False
+) -> Image.Image:
+    """A deterministic greyscale ``size`` x ``size`` chest phantom showing ``report``'s affirmed findings.
+
+    ``sentence_code``: also draw the code of the report's sentences (:mod:`rrg_trl.data.sentence_code`).
+    """
     if size < 16:
         raise ValueError(f"synthetic images need size >= 16, got {size}")
     rng = np.random.default_rng(seed)
@@ -272,17 +278,23 @@ def synthesize_xray(report: str, size: int = SYNTHETIC_IMAGE_SIZE, seed: int = 0
                 c.pixels += 0.5 * np.exp(-((ring / 0.25) ** 2))
 
     c.pixels = before_signs + SIGN_GAIN * (c.pixels - before_signs)  # the signs, at high contrast
+    if sentence_code:
+        c.pixels += CODE_BRIGHTNESS * code_mask(report, size)
     c.pixels += markings + rng.normal(0.0, 0.012, size=c.pixels.shape).astype(np.float32)
     array = np.clip(c.pixels, 0.0, 1.0) * 255.0
     image = Image.fromarray(np.round(array).astype(np.uint8), mode="L")
     return image.filter(ImageFilter.GaussianBlur(max(0.5, size / 512)))
 
 
-def _with_synthetic_images(
-    records: list[StudyRecord], size: int, seed: int, source: str
-) -> list[StudyRecord]:
+def _with_synthetic_images(records: list[StudyRecord], config: DataConfig, source: str) -> list[StudyRecord]:
+    size, seed = config.image_size or SYNTHETIC_IMAGE_SIZE, config.synthetic_seed
     for record in records:
-        image = synthesize_xray(record.report, size=size, seed=_stable_seed(seed, record.id))
+        image = synthesize_xray(
+            record.report,
+            size=size,
+            seed=_stable_seed(seed, record.id),
+            sentence_code=config.synthetic_sentence_code,
+        )
         record.images = [encode_png(image)]
         record.views = ["synthetic"]
         record.synthetic = True
@@ -295,10 +307,9 @@ def synthetic_records(config: DataConfig, problems: ProblemLog | None = None) ->
     text_source = config.synthetic_text
     if text_source not in TEXT_SOURCES:
         raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
-    size = config.image_size or SYNTHETIC_IMAGE_SIZE
     if text_source == "iu_xray":
         records = iu_xray_records(config, problems, with_images=False)
-        return _with_synthetic_images(records, size, config.synthetic_seed, IU_TEXT_SOURCE)
+        return _with_synthetic_images(records, config, IU_TEXT_SOURCE)
 
     collect = RecordCollector(config, problems, SOURCE, with_images=False)
     generate = findings_reports if text_source == "findings" else synthetic_reports
@@ -315,7 +326,7 @@ def synthetic_records(config: DataConfig, problems: ProblemLog | None = None) ->
                 break
             empty = "generated report is empty after cleaning"
             collect.add(f"synthetic-{split}-{index:05d}", split, text, empty=empty)
-    return _with_synthetic_images(collect.records, size, config.synthetic_seed, SOURCE)
+    return _with_synthetic_images(collect.records, config, SOURCE)
 
 
 def synthetic_dataset(config: DataConfig, problems: ProblemLog | None = None) -> DatasetDict:

@@ -8,7 +8,9 @@ that reveal a policy repeating itself or writing one report for every study.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rrg_trl.evaluation.table import fmt_change, fmt_value
@@ -21,6 +23,27 @@ DEGENERACY_LABELS = {
     "repeated_trigram_fraction": ("repeated trigrams per report", False),
     "identical_report_share": ("studies given an identical report", False),
 }
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How the evaluated reports are decoded: one object for the evaluation and for whatever must see the same
+    text (the decoding guard of RL, :mod:`rrg_trl.decoding_guard`), so the settings are never re-typed."""
+
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    num_beams: int = 1
+    no_repeat_ngram_size: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`rrg_trl.evaluation.generation.generate_reports`."""
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        return describe_decoding(dataclasses.asdict(self), self.max_new_tokens)
 
 
 def describe_decoding(settings: Mapping[str, Any], max_new_tokens: int) -> str:
