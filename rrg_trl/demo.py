@@ -83,7 +83,11 @@ class DemoConfig:
     )
     sft_learning_rate: float | None = arg(None, "SFT learning rate (default: 1e-2, 3e-3 for lmrrg).")
     sft_batch_size: int = arg(8, "SFT batch size.")
-    grpo_steps: int = arg(60, "GRPO optimizer steps.")
+    grpo_steps: int = arg(
+        200,
+        "GRPO optimizer steps (at 60 no state beat the SFT policy on the guard's probe; on seed 0 the probe "
+        "reward starts to rise after ~90 steps, as the policy learns to see the lung findings).",
+    )
     grpo_learning_rate: float = arg(
         1e-3, "GRPO learning rate (5e-3 made the policy write one report whatever the image)."
     )
