@@ -56,6 +56,7 @@ FAMILY_DEFAULTS = {"default": (300, 1e-2, 1024), "lmrrg": (300, 2e-3, 256)}
 # Real IU X-ray text (--annotation / --openi): 600 steps on up to 2048 studies (its whole train split). At 300
 # steps on 1024 the policy wrote 1 to 3 reports whatever the image.
 REAL_TEXT_DEFAULTS = (600, 2048)
+_DEFAULT, _LMRRG = FAMILY_DEFAULTS["default"], FAMILY_DEFAULTS["lmrrg"]  # named in the flags' help
 
 
 @dataclass
@@ -71,17 +72,19 @@ class DemoConfig:
     seed: int = arg(0, "Seed of the models, the data and the trainers.")
     num_train: int | None = arg(
         None,
-        "Training studies (default: 1024, 256 for lmrrg, 2048 with real text; with 256 the qwen2_vl policy "
-        "learnt the training images rather than to read them).",
+        f"Training studies (default: {_DEFAULT[2]}, {_LMRRG[2]} for lmrrg, {REAL_TEXT_DEFAULTS[1]} with real "
+        "text; with 256 the qwen2_vl policy learnt the training images rather than to read them).",
     )
     num_test: int = arg(32, "Held-out studies evaluated before and after RL.")
     image_size: int = arg(56, "Side of the synthesized images, in pixels.")
     sft_steps: int | None = arg(
         None,
-        "SFT optimizer steps (default: 300, 600 with real text; fewer, and the policy writes one report "
-        "whatever the image).",
+        f"SFT optimizer steps (default: {_DEFAULT[0]}, {REAL_TEXT_DEFAULTS[0]} with real text; fewer, and the "
+        "policy writes one report whatever the image).",
     )
-    sft_learning_rate: float | None = arg(None, "SFT learning rate (default: 1e-2, 2e-3 for lmrrg).")
+    sft_learning_rate: float | None = arg(
+        None, f"SFT learning rate (default: {_DEFAULT[1]:g}, {_LMRRG[1]:g} for lmrrg)."
+    )
     sft_batch_size: int = arg(8, "SFT batch size.")
     grpo_steps: int = arg(
         200,
