@@ -20,7 +20,7 @@ reward, not clinical quality. The tiny policy is fully fine-tuned (``use_peft fa
 The policy must read its image (issue 16): the default synthetic reports are structured, every sentence shown
 by the image (:mod:`rrg_trl.data.synthetic_findings`); the prompt is two tokens, so the 4 image tokens are not
 drowned; SFT trains the vision tower too, with a decaying learning rate. Both evaluations decode as R2Gen-family
-papers do (3 beams, no repeated trigram), report degeneracy figures, and run the image-ablation control (the
+papers do (3 beams, no repeated word trigram), report degeneracy figures, and run the image-ablation control (the
 reward gap between reports from each study's own image and from another study's image).
 """
 
@@ -113,6 +113,11 @@ class DemoConfig:
     eval_num_beams: int = arg(3, "Beam width of the evaluated (table) reports (R2Gen-family papers: 3).")
     eval_no_repeat_ngram_size: int = arg(
         3, "n-gram blocking of the evaluated reports (R2Gen-family papers: 3; 0 = off)."
+    )
+    eval_no_repeat_ngram_unit: str = arg(
+        "word",
+        "What that blocking counts: 'word' (R2Gen's unit) or 'token' (subword tokens; on IU X-ray text these "
+        "let 'No ... no pleural effusion' through, and the guard stopped RL on 1 repeated trigram in 64 reports).",
     )
     guard_every_n_steps: int = arg(
         10,
@@ -407,6 +412,7 @@ def eval_settings(config: DemoConfig) -> dict[str, Any]:
         sampled_reward_samples=config.sampled_per_study,
         num_beams=config.eval_num_beams,
         no_repeat_ngram_size=config.eval_no_repeat_ngram_size,
+        no_repeat_ngram_unit=config.eval_no_repeat_ngram_unit,
         image_ablation="shuffle",
     )
 

@@ -97,6 +97,13 @@ class EvaluateConfig(RewardSettings):
         default=0,
         metadata=field_help("Block repeated n-grams of this size (R2Gen-family papers: 3). 0 = off."),
     )
+    no_repeat_ngram_unit: str = field(
+        default="word",
+        metadata=field_help(
+            "What no_repeat_ngram_size counts: 'word' (R2Gen's tokens are words; the repeated-trigram figure "
+            "counts words) or 'token' (subword tokens: transformers' own blocking)."
+        ),
+    )
     image_ablation: str | None = field(
         default=None,
         metadata=field_help(
@@ -145,6 +152,9 @@ class EvaluateConfig(RewardSettings):
             self.training_runs = [self.training_runs]
         if self.no_repeat_ngram_size < 0:
             raise ValueError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
+        from rrg_trl.evaluation.ngram_blocking import check_ngram_unit
+
+        check_ngram_unit(self.no_repeat_ngram_unit)
         if self.image_ablation is not None:
             from rrg_trl.evaluation.ablation import ABLATIONS
 
@@ -159,6 +169,7 @@ class EvaluateConfig(RewardSettings):
             do_sample=self.do_sample,
             num_beams=self.num_beams,
             no_repeat_ngram_size=self.no_repeat_ngram_size,
+            no_repeat_ngram_unit=self.no_repeat_ngram_unit,
             temperature=self.temperature,
             top_p=self.top_p,
         )

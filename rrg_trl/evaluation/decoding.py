@@ -34,6 +34,7 @@ class Decoding:
     do_sample: bool = False
     num_beams: int = 1
     no_repeat_ngram_size: int = 0
+    no_repeat_ngram_unit: str = "word"
     temperature: float = 1.0
     top_p: float = 1.0
     repetition_penalty: float = 1.0
@@ -47,7 +48,7 @@ class Decoding:
 
 
 def describe_decoding(settings: Mapping[str, Any], max_new_tokens: int) -> str:
-    """E.g. ``beam search (3 beams), no repeated 3-gram, at most 64 new tokens``."""
+    """E.g. ``beam search (3 beams), no repeated 3-gram of words, at most 64 new tokens``."""
     beams = settings.get("num_beams", 1)
     if settings.get("do_sample"):
         text = f"sampling (temperature {settings['temperature']:g}, top-p {settings['top_p']:g})"
@@ -56,7 +57,8 @@ def describe_decoding(settings: Mapping[str, Any], max_new_tokens: int) -> str:
     else:
         text = f"beam search ({beams} beams)" if beams > 1 else "greedy"
     if settings.get("no_repeat_ngram_size"):
-        text += f", no repeated {settings['no_repeat_ngram_size']}-gram"
+        unit = settings.get("no_repeat_ngram_unit", "word")
+        text += f", no repeated {settings['no_repeat_ngram_size']}-gram of {unit}s"
     return f"{text}, at most {max_new_tokens} new tokens"
 
 

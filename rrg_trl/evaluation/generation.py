@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+from transformers import LogitsProcessorList
 
+from rrg_trl.evaluation.ngram_blocking import WordNgramBlocker, check_ngram_unit
 from rrg_trl.modeling import Policy, load_policy
 from rrg_trl.modeling.adapters import ADAPTER_CONFIG, is_adapter_dir, merge_adapters, split_adapters
 
@@ -62,6 +64,7 @@ def generate_reports(
     top_p: float = 1.0,
     num_beams: int = 1,
     no_repeat_ngram_size: int = 0,
+    no_repeat_ngram_unit: str = "word",
     repetition_penalty: float = 1.0,
     seed: int = 0,
     progress: bool = True,
@@ -69,6 +72,9 @@ def generate_reports(
 ) -> list[str]:
     """One report per dataset row (``prompt`` + ``image``/``images`` columns), in row order.
 
+    ``no_repeat_ngram_unit``: ``"word"`` blocks repeated word n-grams, as R2Gen-family papers (whose tokens are
+    words) and the degeneracy figures count them (:mod:`rrg_trl.evaluation.ngram_blocking`); ``"token"`` blocks
+    repeated subword-token n-grams (transformers' ``no_repeat_ngram_size``).
     ``image_source``: a dataset of the same length whose row ``i`` gives row ``i``'s image(s) instead of the
     row's own (the image-ablation control keeps each study's prompt and swaps only its image).
     """
@@ -80,12 +86,14 @@ def generate_reports(
         raise ValueError(f"the dataset has no 'prompt' column (columns: {dataset.column_names})")
     if image_source is not None and len(image_source) != len(dataset):
         raise ValueError(f"image_source has {len(image_source)} rows for a dataset of {len(dataset)}")
+    check_ngram_unit(no_repeat_ngram_unit)
     tokenizer = getattr(processor, "tokenizer", processor)
+    by_words = bool(no_repeat_ngram_size) and no_repeat_ngram_unit == "word"
     gen_kwargs = dict(
         max_new_tokens=max_new_tokens,
         do_sample=do_sample,
         num_beams=num_beams,
-        no_repeat_ngram_size=no_repeat_ngram_size,
+        no_repeat_ngram_size=0 if by_words else no_repeat_ngram_size,
         repetition_penalty=repetition_penalty,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -115,8 +123,12 @@ def generate_reports(
                 return_tensors="pt",
                 processor_kwargs={"padding": True, "padding_side": "left"},
             ).to(device)
+            prompt_length = inputs["input_ids"].shape[1]
+            if by_words:
+                blocker = WordNgramBlocker(tokenizer, no_repeat_ngram_size, prompt_length, max_new_tokens)
+                gen_kwargs["logits_processor"] = LogitsProcessorList([blocker])
             out = model.generate(**inputs, **gen_kwargs)
-            new_tokens = out[:, inputs["input_ids"].shape[1] :]
+            new_tokens = out[:, prompt_length:]
             reports += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
             bar.update(stop - start)
     return reports

@@ -97,7 +97,10 @@ def test_the_guard_decodes_with_the_evaluations_decoding_object(probe):
         "max_new_tokens": 20,
         "repetition_penalty": 1.0,
     }
-    assert guard.report()["decoding"] == "beam search (3 beams), no repeated 3-gram, at most 20 new tokens"
+    assert (
+        guard.report()["decoding"]
+        == "beam search (3 beams), no repeated 3-gram of words, at most 20 new tokens"
+    )
 
 
 def test_a_rise_in_repeated_trigrams_beyond_the_tolerance_is_degenerate(probe):

@@ -158,12 +158,15 @@ def test_table_states_decoding_and_degeneracy_figures_match_a_direct_call(first_
     out, summary = first_run
     rows = _read_samples(out)
     hyps = [r["hypothesis"] for r in rows]
-    assert summary["decoding"]["text"] == "beam search (3 beams), no repeated 3-gram, at most 16 new tokens"
+    assert (
+        summary["decoding"]["text"]
+        == "beam search (3 beams), no repeated 3-gram of words, at most 16 new tokens"
+    )
     assert summary["degeneracy"] == degeneracy(hyps)
     assert [r["repeated_trigram_fraction"] for r in rows] == [repeated_trigram_fraction(h) for h in hyps]
     assert [r["identical_report"] for r in rows] == identical_flags(hyps)
     table = (out / "table.md").read_text()
-    assert "Decoding of these reports: beam search (3 beams), no repeated 3-gram" in table
+    assert "Decoding of these reports: beam search (3 beams), no repeated 3-gram of words" in table
     assert "| distinct-2 |" in table and "| studies given an identical report |" in table
 
 

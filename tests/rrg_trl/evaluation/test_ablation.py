@@ -37,7 +37,10 @@ def test_decoding_is_described_in_words():
     greedy = dict(do_sample=False, num_beams=1, no_repeat_ngram_size=0, temperature=1.0, top_p=1.0)
     assert describe_decoding(greedy, 64) == "greedy, at most 64 new tokens"
     beam = {**greedy, "num_beams": 3, "no_repeat_ngram_size": 3}
-    assert describe_decoding(beam, 60) == "beam search (3 beams), no repeated 3-gram, at most 60 new tokens"
+    assert (
+        describe_decoding(beam, 60)
+        == "beam search (3 beams), no repeated 3-gram of words, at most 60 new tokens"
+    )
     sampled = {**greedy, "do_sample": True, "temperature": 0.7, "top_p": 0.9}
     assert describe_decoding(sampled, 8).startswith("sampling (temperature 0.7, top-p 0.9)")
 

@@ -107,3 +107,32 @@ def test_image_source_swaps_only_the_images(policy_dir, split):
     assert generate_reports(model, processor, split, image_source=split, **kwargs) == own
     with pytest.raises(ValueError, match="image_source has 2 rows for a dataset of 3"):
         generate_reports(model, processor, split, image_source=split.select([0, 1]), **kwargs)
+
+
+def test_word_ngram_blocking_is_what_generation_applies(policy_dir, split, monkeypatch):
+    """Word blocking (the default) runs the word blocker on the generated part only; token blocking does not.
+
+    Its bans are checked against brute force in test_ngram_blocking.py (the random policy never repeats a word).
+    """
+    from rrg_trl.evaluation import generation
+    from rrg_trl.evaluation.ngram_blocking import WordNgramBlocker
+
+    seen = []
+
+    class Spy(WordNgramBlocker):
+        def banned_tokens(self, text, last=False):
+            seen.append((self.n, self.prompt_length, text))
+            return super().banned_tokens(text, last)
+
+    monkeypatch.setattr(generation, "WordNgramBlocker", Spy)
+    model, processor = load_eval_policy(policy_dir, device="cpu")
+    kwargs = dict(batch_size=3, max_new_tokens=6, progress=False, num_beams=2, no_repeat_ngram_size=3)
+    reports = generate_reports(model, processor, split, **kwargs)
+    assert {n for n, _, _ in seen} == {3} and len(seen) == 6 * 3 * 2  # every step, every beam of every row
+    assert [text for *_, text in seen[:6]] == [""] * 6 and seen[0][1] > 0  # it sees what follows the prompt
+    assert any(text for *_, text in seen) and all(reports)
+    seen.clear()
+    generate_reports(model, processor, split, no_repeat_ngram_unit="token", **kwargs)
+    assert seen == []
+    with pytest.raises(ValueError, match="no_repeat_ngram_unit must be one of"):
+        generate_reports(model, processor, split, no_repeat_ngram_unit="char", **kwargs)
