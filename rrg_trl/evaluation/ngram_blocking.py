@@ -20,6 +20,7 @@ dictionary look-ups, not a pass over the vocabulary.
 from __future__ import annotations
 
 import re
+import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -74,17 +75,17 @@ def _completed_words(text: str) -> list[str]:
 class WordNgramBlocker(LogitsProcessor):
     """Ban tokens that would complete a word n-gram already in the report (words as the degeneracy figures count)."""
 
-    _vocabularies: dict[int, _Vocabulary] = {}
+    # Sorting a vocabulary decodes every token: once per tokenizer, not once per batch.
+    _vocabularies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def __init__(self, tokenizer, ngram_size: int, prompt_length: int, max_new_tokens: int | None = None):
         if ngram_size < 1:
             raise ValueError(f"ngram_size must be >= 1, got {ngram_size}")
         self.tokenizer, self.n, self.prompt_length = tokenizer, ngram_size, prompt_length
         self.last_step = None if max_new_tokens is None else prompt_length + max_new_tokens - 1
-        key = id(tokenizer)
-        if key not in self._vocabularies:
-            self._vocabularies[key] = _Vocabulary(tokenizer)
-        self.vocab = self._vocabularies[key]
+        if tokenizer not in self._vocabularies:
+            self._vocabularies[tokenizer] = _Vocabulary(tokenizer)
+        self.vocab = self._vocabularies[tokenizer]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         last = self.last_step is not None and input_ids.shape[1] >= self.last_step
