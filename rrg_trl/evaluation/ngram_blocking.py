@@ -8,13 +8,15 @@ with different tokens ("The lungs are" at the start of a report, " the lungs are
 then reported, and RL's decoding guard stopped on it. :class:`WordNgramBlocker` bans, at each step, every token
 that would complete a word n-gram the report already contains, with the same word splitter the figure uses.
 
-A word is complete once a non-word character follows it (or the report ends: end-of-sequence, or the last
-allowed token). Tokens are grouped by what they do to the word being written: a token of word characters only
-extends it and can never complete a repeat (unless it is the last allowed token); a token that starts with a
-non-word character (" lungs", ".", end-of-sequence) completes it; one with word characters before a non-word
-character ("s.") completes it extended by them. Each group is checked once per step, and tokens that complete
-further words inside themselves (rare under byte-level BPE pre-tokenizers) one by one, so a step costs a few
-dictionary look-ups, not a pass over the vocabulary.
+A word is complete once a non-word character follows it, or the report ends: a token that writes nothing
+(end-of-sequence; any special token is taken as one), or the last allowed token. Tokens are grouped by what
+they do to the word being written: a token of word characters only extends it, and completes no repeat
+unless it is the last allowed token; a token that starts with a non-word character (" lungs", ".",
+end-of-sequence) completes it; one with word characters before a non-word character ("s.") completes it
+extended by them. Each group is checked once per step, and tokens that complete further words inside
+themselves (rare under byte-level BPE pre-tokenizers) one by one: a step costs a few dictionary look-ups, not
+a pass over the vocabulary. Each token's text is taken after a word, so SentencePiece tokens keep their
+leading space.
 """
 
 from __future__ import annotations
@@ -34,6 +36,27 @@ _OPEN_TAIL = re.compile(r"[A-Za-z0-9']+\Z")
 _LEAD = re.compile(r"^[A-Za-z0-9']*")
 
 
+def _decode(tokenizer, rows: list[list[int]]) -> list[str]:
+    """Every row's text in one call: a fast tokenizer's backend directly (its Python wrapper costs more than the
+    decoding), never the wrapper's clean-up of spaces."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is not None and hasattr(backend, "decode_batch"):
+        return backend.decode_batch(rows, skip_special_tokens=True)
+    return tokenizer.batch_decode(rows, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+def _token_texts(tokenizer) -> list[str]:
+    """What each token adds to a report already under way. Decoded alone, a SentencePiece token drops its leading
+    space ("▁lungs" -> "lungs"), so each is decoded after a word and that word is cut off again."""
+    anchor = tokenizer.encode("a", add_special_tokens=False)
+    head = _decode(tokenizer, [anchor])[0]
+    texts = _decode(tokenizer, [anchor + [i] for i in range(len(tokenizer))])
+    alone = _decode(tokenizer, [[i] for i in range(len(tokenizer))])
+    return [
+        text[len(head) :] if text.startswith(head) else own for text, own in zip(texts, alone, strict=True)
+    ]
+
+
 def check_ngram_unit(unit: str) -> None:
     if unit not in NGRAM_UNITS:
         raise ValueError(f"no_repeat_ngram_unit must be one of {NGRAM_UNITS}, got {unit!r}")
@@ -43,9 +66,9 @@ class _Vocabulary:
     """The tokenizer's tokens sorted into the groups above (built once per tokenizer)."""
 
     def __init__(self, tokenizer):
-        texts = [tokenizer.decode([i], skip_special_tokens=True) for i in range(len(tokenizer))]
-        self.pure: dict[str, list[int]] = defaultdict(list)  # lower-cased text -> ids: word characters only
-        self.by_lead: dict[str, list[int]] = defaultdict(list)  # lower-cased lead -> ids: completes the word
+        texts = _token_texts(tokenizer)
+        self.pure: dict = defaultdict(list)  # lower-cased text -> ids: word characters only
+        self.by_lead: dict = defaultdict(list)  # lower-cased lead -> ids: completes the word
         self.inner: list[tuple[int, str]] = []  # (id, text): completes further words inside itself
         self.tails: dict[str, list[tuple[int, str]]] = defaultdict(list)  # its open last word -> (id, text)
         for i, text in enumerate(texts):
@@ -60,6 +83,8 @@ class _Vocabulary:
             tail = report_words(text[len(lead) :])
             if tail and _OPEN_TAIL.search(text):
                 self.tails[tail[-1]].append((i, text))
+        self.by_lead = {lead: torch.tensor(ids, dtype=torch.long) for lead, ids in self.by_lead.items()}
+        self.pure = {piece: torch.tensor(ids, dtype=torch.long) for piece, ids in self.pure.items()}
         # Leads that add no letter ("", "'"): such a token completes the word being written as it stands.
         self.quotes = {lead for lead in [*self.by_lead, *self.pure] if not lead.strip("'")} | {""}
 
@@ -89,20 +114,24 @@ class WordNgramBlocker(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         last = self.last_step is not None and input_ids.shape[1] >= self.last_step
-        for row, ids in enumerate(input_ids[:, self.prompt_length :].tolist()):
-            banned = self.banned_tokens(self.tokenizer.decode(ids, skip_special_tokens=True), last)
-            if banned and len(banned) < scores.shape[1]:  # never leave a row without any token
-                scores[row, banned] = -float("inf")
+        for row, text in enumerate(_decode(self.tokenizer, input_ids[:, self.prompt_length :].tolist())):
+            banned = self._banned(text, last)
+            if banned is not None and len(banned) < scores.shape[1]:  # never leave a row without any token
+                scores[row, banned.to(scores.device)] = -float("inf")
         return scores
 
     def banned_tokens(self, text: str, last: bool = False) -> list[int]:
         """Ids whose next appearance after ``text`` completes a repeated word n-gram."""
+        banned = self._banned(text, last)
+        return [] if banned is None else sorted(set(banned.tolist()))
+
+    def _banned(self, text: str, last: bool) -> torch.Tensor | None:
         tail = _OPEN_TAIL.search(text)
         partial = tail.group(0) if tail else ""
         done = report_words(text[: len(text) - len(partial)])
         seen = {tuple(done[i : i + self.n]) for i in range(len(done) - self.n + 1)}
         if not seen:
-            return []
+            return None
         context = tuple(done[len(done) - self.n + 1 :]) if self.n > 1 else ()
         # The words that would repeat an n-gram if completed now, as what is still to be written of them.
         low = partial.lower()
@@ -111,21 +140,23 @@ class WordNgramBlocker(LogitsProcessor):
         def repeats(new: Sequence[str]) -> bool:
             return self._repeats(done, seen, new)
 
-        vocab, banned = self.vocab, []
+        vocab, banned, ids = self.vocab, [], []  # banned: id tensors of whole groups; ids: single ids
         # What a token may add before the word ends: the rest of such a word, or apostrophes (words end before them).
         leads = vocab.quotes | rests | {rest + "'" for rest in rests}
         for lead in leads & vocab.by_lead.keys():
             if repeats(report_words(partial + lead)):
-                banned += vocab.by_lead[lead]
-        banned += [i for i, token in vocab.inner if repeats(_completed_words(partial + token))]
+                banned.append(vocab.by_lead[lead])
+        ids += [i for i, token in vocab.inner if repeats(_completed_words(partial + token))]
         if last:  # the report ends after this token: the word a token leaves open is complete too
             for piece in leads & vocab.pure.keys():
                 if repeats(report_words(partial + piece)):
-                    banned += vocab.pure[piece]
+                    banned.append(vocab.pure[piece])
             # A repeat is made of words already written: only tokens ending in one of them can close it.
             for word in set(done) & vocab.tails.keys():
-                banned += [i for i, token in vocab.tails[word] if repeats(report_words(partial + token))]
-        return sorted(set(banned))
+                ids += [i for i, token in vocab.tails[word] if repeats(report_words(partial + token))]
+        if ids:
+            banned.append(torch.tensor(ids, dtype=torch.long))
+        return torch.cat(banned) if banned else None
 
     def _repeats(self, done: Sequence[str], seen: set, new: Sequence[str]) -> bool:
         """Whether appending the completed words ``new`` to ``done`` forms an n-gram seen before."""

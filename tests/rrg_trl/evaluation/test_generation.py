@@ -120,9 +120,9 @@ def test_word_ngram_blocking_is_what_generation_applies(policy_dir, split, monke
     seen = []
 
     class Spy(WordNgramBlocker):
-        def banned_tokens(self, text, last=False):
+        def _banned(self, text, last):
             seen.append((self.n, self.prompt_length, text))
-            return super().banned_tokens(text, last)
+            return super()._banned(text, last)
 
     monkeypatch.setattr(generation, "WordNgramBlocker", Spy)
     model, processor = load_eval_policy(policy_dir, device="cpu")
