@@ -174,6 +174,21 @@ def test_config_errors_are_named(tmp_path):
         demo.DemoConfig(sft_steps=0)
     with pytest.raises(ValueError, match="--annotation .*no such file"):
         demo.DemoConfig(annotation=str(tmp_path / "absent.json"))
+    with pytest.raises(ValueError, match="guard_every_n_steps must be >= 0"):
+        demo.DemoConfig(guard_every_n_steps=-1)
+
+
+def test_real_text_defaults_fill_what_the_user_left_unset(tmp_path):
+    """Real text trains longer on more studies and checks the decoding guard half as often (its probe reports are
+    up to 96 tokens long); whatever the user sets is kept."""
+    annotation = tmp_path / "annotation.json"
+    annotation.write_text("{}")
+    steps, studies, every = demo.REAL_TEXT_DEFAULTS
+    real = demo.DemoConfig(annotation=str(annotation))
+    assert (real.sft_steps, real.num_train, real.guard_every_n_steps) == (steps, studies, every)
+    synthetic = demo.DemoConfig()
+    assert synthetic.guard_every_n_steps == demo.GUARD_EVERY_N_STEPS != every
+    assert demo.DemoConfig(annotation=str(annotation), guard_every_n_steps=0).guard_every_n_steps == 0
 
 
 def test_real_iu_text_from_the_r2gen_annotation(iu_annotation, tmp_path):
