@@ -51,10 +51,11 @@ def _token_texts(tokenizer) -> list[str]:
     anchor = tokenizer.encode("a", add_special_tokens=False)
     head = _decode(tokenizer, [anchor])[0]
     texts = _decode(tokenizer, [anchor + [i] for i in range(len(tokenizer))])
-    alone = _decode(tokenizer, [[i] for i in range(len(tokenizer))])
-    return [
-        text[len(head) :] if text.startswith(head) else own for text, own in zip(texts, alone, strict=True)
-    ]
+    odd = [
+        i for i, text in enumerate(texts) if not text.startswith(head)
+    ]  # merged into the word: take it alone
+    alone = dict(zip(odd, _decode(tokenizer, [[i] for i in odd]), strict=True))
+    return [alone[i] if i in alone else text[len(head) :] for i, text in enumerate(texts)]
 
 
 def check_ngram_unit(unit: str) -> None:
@@ -62,39 +63,44 @@ def check_ngram_unit(unit: str) -> None:
         raise ValueError(f"no_repeat_ngram_unit must be one of {NGRAM_UNITS}, got {unit!r}")
 
 
-class _Vocabulary:
-    """The tokenizer's tokens sorted into the groups above (built once per tokenizer)."""
-
-    def __init__(self, tokenizer):
-        texts = _token_texts(tokenizer)
-        self.pure: dict = defaultdict(list)  # lower-cased text -> ids: word characters only
-        self.by_lead: dict = defaultdict(list)  # lower-cased lead -> ids: completes the word
-        self.inner: list[tuple[int, str]] = []  # (id, text): completes further words inside itself
-        self.tails: dict[str, list[tuple[int, str]]] = defaultdict(list)  # its open last word -> (id, text)
-        for i, text in enumerate(texts):
-            lead = _LEAD.match(text).group(0)
-            if text and lead == text:
-                self.pure[text.lower()].append(i)
-                continue
-            if _completed_words(text[len(lead) :]):
-                self.inner.append((i, text))
-            else:
-                self.by_lead[lead.lower()].append(i)
-            tail = report_words(text[len(lead) :])
-            if tail and _OPEN_TAIL.search(text):
-                self.tails[tail[-1]].append((i, text))
-        self.by_lead = {lead: torch.tensor(ids, dtype=torch.long) for lead, ids in self.by_lead.items()}
-        self.pure = {piece: torch.tensor(ids, dtype=torch.long) for piece, ids in self.pure.items()}
-        # Leads that add no letter ("", "'"): such a token completes the word being written as it stands.
-        self.quotes = {lead for lead in [*self.by_lead, *self.pure] if not lead.strip("'")} | {""}
+def _split_open(text: str) -> tuple[list[str], str | None]:
+    """The words of ``text`` a later token cannot extend, and the open last word a later token may (or None)."""
+    words = report_words(text)
+    tail = _OPEN_TAIL.search(text)
+    if words and tail and report_words(tail.group(0)):
+        return words[:-1], words[-1]
+    return words, None
 
 
 def _completed_words(text: str) -> list[str]:
     """Words of ``text`` that a later token cannot extend (all but an open last one)."""
-    words = report_words(text)
-    if words and _OPEN_TAIL.search(text) and report_words(_OPEN_TAIL.search(text).group(0)):
-        words = words[:-1]
-    return words
+    return _split_open(text)[0]
+
+
+class _Vocabulary:
+    """The tokenizer's tokens sorted into the groups above (built once per tokenizer)."""
+
+    def __init__(self, tokenizer):
+        pure, by_lead = defaultdict(list), defaultdict(list)
+        self.inner: list[tuple[int, str]] = []  # (id, text): completes further words inside itself
+        self.tails: dict[str, list[tuple[int, str]]] = defaultdict(list)  # its open last word -> (id, text)
+        for i, text in enumerate(_token_texts(tokenizer)):
+            lead = _LEAD.match(text).group(0)
+            if text and lead == text:
+                pure[text.lower()].append(i)
+                continue
+            completed, open_word = _split_open(text[len(lead) :])
+            if completed:
+                self.inner.append((i, text))
+            else:
+                by_lead[lead.lower()].append(i)
+            if open_word:
+                self.tails[open_word].append((i, text))
+        # lower-cased text -> ids of the tokens of word characters only; lower-cased lead -> ids that complete it
+        self.pure = {piece: torch.tensor(ids, dtype=torch.long) for piece, ids in pure.items()}
+        self.by_lead = {lead: torch.tensor(ids, dtype=torch.long) for lead, ids in by_lead.items()}
+        # Leads that add no letter ("", "'"): such a token completes the word being written as it stands.
+        self.quotes = {lead for lead in [*self.by_lead, *self.pure] if not lead.strip("'")} | {""}
 
 
 class WordNgramBlocker(LogitsProcessor):
@@ -160,11 +166,10 @@ class WordNgramBlocker(LogitsProcessor):
 
     def _repeats(self, done: Sequence[str], seen: set, new: Sequence[str]) -> bool:
         """Whether appending the completed words ``new`` to ``done`` forms an n-gram seen before."""
-        words, grams = list(done) + list(new), set(seen)
-        for end in range(len(done) + 1, len(words) + 1):
-            gram = tuple(words[end - self.n : end]) if end >= self.n else None
-            if gram is not None:
-                if gram in grams:
-                    return True
-                grams.add(gram)
+        words, fresh = [*done, *new], set()  # fresh: the n-grams ``new`` itself adds
+        for end in range(max(len(done) + 1, self.n), len(words) + 1):
+            gram = tuple(words[end - self.n : end])
+            if gram in seen or gram in fresh:
+                return True
+            fresh.add(gram)
         return False
